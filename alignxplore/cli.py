@@ -1,0 +1,81 @@
+"""Shared command-line plumbing: bad input ends in one readable line, not a traceback."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from .formats import DataError
+
+log = logging.getLogger("alignxplore")
+
+
+def run_main(main: Callable[[], int | None]) -> None:
+    logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        sys.exit(main() or 0)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def package_versions(names=("alignxplore", "torch", "transformers", "vllm", "trl", "deepspeed", "verl")) -> dict[str, str]:
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit(repo: Path = Path(__file__).resolve().parents[1]) -> str:
+    """HEAD of the checkout the package runs from, with ``-dirty`` if it has local changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def add_backend_args(ap, prefix: str = "", *, what: str = "model") -> None:
+    """Engine options shared by every command that loads a model (``prefix`` e.g. ``judge-``)."""
+    g = ap.add_argument_group(f"{what} engine")
+    g.add_argument(f"--{prefix}backend", choices=("hf", "vllm", "openai"), default="hf", help="hf (transformers), vllm (offline engine) or openai (HTTP server)")
+    g.add_argument(f"--{prefix}model", required=True, help="checkpoint path (hf, vllm) or served model name (openai)")
+    g.add_argument(f"--{prefix}tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model replica")
+    g.add_argument(f"--{prefix}max-model-len", type=int, default=16384, help="vllm: context length")
+    g.add_argument(f"--{prefix}gpu-memory-utilization", type=float, default=0.9, help="vllm: share of GPU memory")
+    g.add_argument(f"--{prefix}dtype", default="auto", help="hf/vllm weight dtype (auto: bf16 on GPU, fp32 on CPU)")
+    g.add_argument(f"--{prefix}batch-size", type=int, default=8, help="hf: prompts per forward/generate batch")
+    g.add_argument(f"--{prefix}base-url", default="http://127.0.0.1:8000/v1", help="openai: server URL")
+    g.add_argument(f"--{prefix}api-key", default=os.environ.get("OPENAI_API_KEY"), help="openai: key (default $OPENAI_API_KEY)")
+    g.add_argument(f"--{prefix}concurrency", type=int, default=64, help="openai: requests in flight")
+    g.add_argument(f"--{prefix}timeout", type=float, default=300.0, help="openai: seconds per request")
+    g.add_argument(f"--{prefix}max-retries", type=int, default=4, help="openai: retries per request")
+
+
+def backend_from_args(args, prefix: str = ""):
+    from .backends import load_backend
+
+    p = prefix.replace("-", "_")
+    get = lambda name: getattr(args, p + name)  # noqa: E731
+    name = get("backend")
+    if name == "hf":
+        opts = dict(dtype=get("dtype"), generation_batch_size=get("batch_size"), judge_batch_size=get("batch_size"))
+    elif name == "vllm":
+        opts = dict(
+            tensor_parallel_size=get("tensor_parallel_size"),
+            max_model_len=get("max_model_len"),
+            gpu_memory_utilization=get("gpu_memory_utilization"),
+            dtype=get("dtype"),
+        )
+    else:
+        opts = dict(base_url=get("base_url"), api_key=get("api_key"), concurrency=get("concurrency"), timeout=get("timeout"), max_retries=get("max_retries"))
+    log.info("loading %s backend for %s", name, get("model"))
+    return load_backend(name, get("model"), **opts)

@@ -1,0 +1,186 @@
+"""Render every results JSON found into the paper's main table, beside the published rows.
+
+    python -m alignxplore.eval.table --results-dir results --out results/table   # .md, .html
+    python -m alignxplore.eval.table --results-dir results --figure figures/results.png
+
+Sections: direct / full-history / streaming; columns in the paper's order; accuracy (%).
+Averages are recomputed from the nine columns (over the columns present for our rows, marked
+``n/9`` when incomplete). Published averages that differ from their row's mean by more than
+0.01 are flagged (two rows of the paper: AlignXplore full-history and DeepSeek-R1 streaming).
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..cli import run_main
+from .paper_results import PAPER_COLUMNS, PAPER_RESULTS, SECTIONS
+
+log = logging.getLogger("alignxplore.table")
+AVG_TOLERANCE = 0.01
+
+
+@dataclass
+class Row:
+    section: str
+    label: str
+    source: str  # "paper" or "ours"
+    values: dict[str, float] = field(default_factory=dict)
+    published_avg: float | None = None
+
+    @property
+    def computed_avg(self) -> float | None:
+        vals = [self.values[c] for c in PAPER_COLUMNS if c in self.values]
+        return sum(vals) / len(vals) if vals else None
+
+    @property
+    def n_columns(self) -> int:
+        return sum(c in self.values for c in PAPER_COLUMNS)
+
+    @property
+    def avg_mismatch(self) -> bool:
+        return self.published_avg is not None and abs(self.published_avg - self.computed_avg) > AVG_TOLERANCE
+
+
+def paper_rows() -> list[Row]:
+    rows = []
+    for section, models in PAPER_RESULTS.items():
+        for label, vals in models.items():
+            rows.append(Row(section, label, "paper", dict(zip(PAPER_COLUMNS, vals[:9])), vals[9]))
+    return rows
+
+
+def our_rows(results_dir: str | Path) -> list[Row]:
+    """One row per (mode, label) over all ``*.json`` results below ``results_dir``."""
+    rows: dict[tuple[str, str], Row] = {}
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        try:
+            res = json.loads(path.read_text())
+            section, label, column = res["mode"], res["label"], res["column"]
+            acc = res["metrics"]["accuracy"]
+        except (ValueError, KeyError, TypeError):
+            log.debug("not a results file: %s", path)
+            continue
+        row = rows.setdefault((section, label), Row(section, label, "ours"))
+        row.values[column] = acc
+    return list(rows.values())
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def _avg_cell(row: Row) -> tuple[str, bool]:
+    """(text, flagged)"""
+    if row.source == "paper":
+        if row.avg_mismatch:
+            return f"{row.published_avg:.2f}† (mean {row.computed_avg:.2f})", True
+        return _fmt(row.published_avg), False
+    if row.n_columns < len(PAPER_COLUMNS):
+        return f"{_fmt(row.computed_avg)} ({row.n_columns}/{len(PAPER_COLUMNS)})", False
+    return _fmt(row.computed_avg), False
+
+
+def _columns(rows: list[Row]) -> list[str]:
+    extra = sorted({c for r in rows for c in r.values if c not in PAPER_COLUMNS})
+    return list(PAPER_COLUMNS) + extra
+
+
+def render_markdown(rows: list[Row]) -> str:
+    cols = _columns(rows)
+    out = ["# Main results: accuracy (%) of the downstream judge", ""]
+    flagged = False
+    for section, title in SECTIONS.items():
+        sec = [r for r in rows if r.section == section]
+        if not sec:
+            continue
+        out += [f"## {title}", "", "| model | source | " + " | ".join(cols) + " | Avg. |", "|" + " --- |" * (len(cols) + 3)]
+        for r in sec:
+            avg, f = _avg_cell(r)
+            flagged |= f
+            out.append(f"| {r.label} | {r.source} | " + " | ".join(_fmt(r.values.get(c)) for c in cols) + f" | {avg} |")
+        out.append("")
+    if flagged:
+        out.append("† published average differs from the mean of its row; the mean is shown beside it.")
+    out.append("Our averages are recomputed; `(n/9)` marks rows with results for only n benchmarks.")
+    return "\n".join(out) + "\n"
+
+
+def render_html(rows: list[Row]) -> str:
+    cols = _columns(rows)
+    parts = ["<!doctype html><meta charset='utf-8'><title>AlignXplore+ results</title>",
+             "<style>table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #999;padding:2px 6px;text-align:right}"
+             "td:first-child,th:first-child{text-align:left}tr.ours{background:#eef6ee}.flag{color:#b00}</style>",
+             "<h1>Main results: accuracy (%) of the downstream judge</h1>"]
+    for section, title in SECTIONS.items():
+        sec = [r for r in rows if r.section == section]
+        if not sec:
+            continue
+        parts.append(f"<h2>{html.escape(title)}</h2><table><tr><th>model</th><th>source</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "<th>Avg.</th></tr>")
+        for r in sec:
+            avg, f = _avg_cell(r)
+            avg_html = f"<span class='flag'>{html.escape(avg)}</span>" if f else html.escape(avg)
+            parts.append(f"<tr class='{r.source}'><td>{html.escape(r.label)}</td><td>{r.source}</td>" + "".join(f"<td>{_fmt(r.values.get(c))}</td>" for c in cols) + f"<td>{avg_html}</td></tr>")
+        parts.append("</table>")
+    parts.append("<p>† published average differs from the mean of its row. Our averages are recomputed; (n/9) marks incomplete rows.</p>")
+    return "\n".join(parts) + "\n"
+
+
+def plot_grouped_bars(rows: list[Row], path: str | Path) -> None:
+    """Grouped bars per benchmark: our rows plus the published AlignXplore+ rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in rows if r.source == "ours"] + [r for r in rows if r.source == "paper" and r.label == "AlignXplore+"]
+    if not shown:
+        raise ValueError("no rows to plot")
+    cols = _columns(shown)
+    width = 0.8 / len(shown)
+    fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(cols)), 4.5))
+    for k, r in enumerate(shown):
+        xs = [i + (k - (len(shown) - 1) / 2) * width for i in range(len(cols))]
+        ax.bar(xs, [r.values.get(c, 0.0) for c in cols], width, label=f"{r.label} [{r.section}, {r.source}]")
+    ax.set_xticks(range(len(cols)), cols, rotation=20)
+    ax.set_ylabel("judge accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.axhline(50, color="grey", lw=0.8, ls="--")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results-dir", required=True)
+    ap.add_argument("--out", default=None, help="write OUT.md and OUT.html (default RESULTS_DIR/table)")
+    ap.add_argument("--figure", default=None, help="also write a grouped bar chart (PNG)")
+    ap.add_argument("--no-paper", action="store_true", help="only our rows")
+    args = ap.parse_args(argv)
+    ours = our_rows(args.results_dir)
+    if not ours:
+        log.warning("no results JSON under %s", args.results_dir)
+    rows = ([] if args.no_paper else paper_rows()) + ours
+    # interleave: each section shows the paper rows, then ours
+    rows.sort(key=lambda r: (list(SECTIONS).index(r.section), r.source != "paper"))
+    out = Path(args.out or Path(args.results_dir) / "table")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    md = render_markdown(rows)
+    out.with_suffix(".md").write_text(md)
+    out.with_suffix(".html").write_text(render_html(rows))
+    print(md)
+    if args.figure:
+        plot_grouped_bars(rows, args.figure)
+        print(f"figure: {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

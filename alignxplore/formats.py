@@ -1,0 +1,212 @@
+"""Record schemas and JSONL I/O.
+
+Records stay plain dicts (they round-trip to JSONL unchanged, extra keys included); the
+``validate_*`` functions check the fields this project reads and raise :class:`DataError`
+naming file, line and field, so bad input never surfaces as a traceback from deep inside.
+Schemas: FORMATS.md §1, summarised in the README.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+Record = dict[str, Any]
+Validator = Callable[[Any, str], Record]
+
+
+class DataError(ValueError):
+    """Bad input data. ``str(err)`` is one line: ``file:line: field: problem``."""
+
+    def __init__(self, where: str, field: str | None, problem: str):
+        self.where, self.field, self.problem = where, field, problem
+        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+
+
+def _require_str(obj: dict, key: str, where: str, prefix: str, *, allow_empty: bool = False) -> str:
+    if key not in obj or obj[key] is None:
+        raise DataError(where, f"{prefix}{key}", "missing")
+    value = obj[key]
+    if not isinstance(value, str):
+        raise DataError(where, f"{prefix}{key}", f"expected a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise DataError(where, f"{prefix}{key}", "empty")
+    return value
+
+
+def validate_triple(obj: Any, where: str, prefix: str = "") -> Record:
+    """A behaviour ``{query, chosen, rejected}``. ``query`` may be empty (recommendation data
+    converters fill it); ``chosen`` and ``rejected`` must be non-empty strings."""
+    if not isinstance(obj, dict):
+        raise DataError(where, prefix.rstrip(".") or None, f"expected an object, got {type(obj).__name__}")
+    query = obj.get("query")
+    if query is None:
+        query = ""
+    elif not isinstance(query, str):
+        raise DataError(where, f"{prefix}query", f"expected a string, got {type(query).__name__}")
+    out = dict(obj)
+    out["query"] = query
+    out["chosen"] = _require_str(obj, "chosen", where, prefix)
+    out["rejected"] = _require_str(obj, "rejected", where, prefix)
+    return out
+
+
+def _validate_history(obj: dict, where: str, *, min_len: int = 1) -> list[Record]:
+    history = obj.get("history")
+    if history is None:
+        raise DataError(where, "history", "missing")
+    if not isinstance(history, list):
+        raise DataError(where, "history", f"expected a list, got {type(history).__name__}")
+    if len(history) < min_len:
+        raise DataError(where, "history", f"needs at least {min_len} behaviour(s), got {len(history)}")
+    return [validate_triple(t, where, f"history[{i}].") for i, t in enumerate(history)]
+
+
+def _require_object(obj: Any, where: str) -> dict:
+    if not isinstance(obj, dict):
+        raise DataError(where, None, f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def validate_benchmark_row(obj: Any, where: str) -> Record:
+    """Benchmark row: ``userid``, ``history: [triple]`` (non-empty), ``target: triple``."""
+    obj = _require_object(obj, where)
+    if "userid" not in obj:
+        raise DataError(where, "userid", "missing")
+    out = dict(obj)
+    out["userid"] = str(obj["userid"])
+    out["history"] = _validate_history(obj, where)
+    if "target" not in obj:
+        raise DataError(where, "target", "missing")
+    out["target"] = validate_triple(obj["target"], where, "target.")
+    return out
+
+
+def validate_summary_row(obj: Any, where: str) -> Record:
+    """Generated-summary row: a benchmark row plus ``raw_prompt``, ``first_response``, ``profile``."""
+    out = validate_benchmark_row(obj, where)
+    for key in ("first_response", "profile"):
+        if not isinstance(obj.get(key), str):
+            raise DataError(where, key, "missing or not a string")
+    return out
+
+
+def _validate_messages(msgs: Any, where: str, field: str, roles: tuple[str, ...]) -> list[Record]:
+    if not isinstance(msgs, list) or len(msgs) != len(roles):
+        raise DataError(where, field, f"expected {len(roles)} chat message(s) with roles {list(roles)}")
+    for i, (m, role) in enumerate(zip(msgs, roles)):
+        if not isinstance(m, dict) or m.get("role") != role:
+            raise DataError(where, f"{field}[{i}].role", f"expected {role!r}")
+        _require_str(m, "content", where, f"{field}[{i}].")
+    return msgs
+
+
+def validate_sft_row(obj: Any, where: str) -> Record:
+    """SFT row: ``prompt: [system, user]`` and ``completion: [assistant]``."""
+    obj = _require_object(obj, where)
+    if "prompt" not in obj:
+        raise DataError(where, "prompt", "missing")
+    if "completion" not in obj:
+        raise DataError(where, "completion", "missing")
+    _validate_messages(obj["prompt"], where, "prompt", ("system", "user"))
+    _validate_messages(obj["completion"], where, "completion", ("assistant",))
+    return obj
+
+
+def validate_rl_row(obj: Any, where: str) -> Record:
+    """RL row: ``uid``, ``history`` and ``mid_position`` with 1 <= mid < len(history) - 1, so
+    that both stages have at least one behaviour and a target."""
+    obj = _require_object(obj, where)
+    if "uid" not in obj:
+        raise DataError(where, "uid", "missing")
+    history = _validate_history(obj, where, min_len=3)
+    mid = obj.get("mid_position")
+    if not isinstance(mid, int) or isinstance(mid, bool):
+        raise DataError(where, "mid_position", "missing or not an integer")
+    if not 1 <= mid < len(history) - 1:
+        raise DataError(where, "mid_position", f"{mid} outside [1, {len(history) - 2}] for a history of {len(history)}")
+    out = dict(obj)
+    out["history"] = history
+    return out
+
+
+def read_jsonl(path: str | os.PathLike, validate: Validator | None = None, *, keep_where: bool = False) -> Iterator[Record]:
+    """Yield the records of a JSONL file, validated; blank lines are skipped.
+
+    Errors name ``file:line`` and the field; a truncated or non-JSON line is reported the same
+    way. ``keep_where`` stores ``"file:line"`` in each record's ``_where`` key, so later
+    stages (history budget, generation) can still point at the input line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), None, "no such file")
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(where, None, f"invalid JSON ({err.msg} at column {err.colno})") from None
+            rec = validate(obj, where) if validate else obj
+            if keep_where:
+                rec["_where"] = where
+            yield rec
+
+
+def load_jsonl(path: str | os.PathLike, validate: Validator | None = None) -> list[Record]:
+    return list(read_jsonl(path, validate))
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterator[Record] | list[Record]) -> None:
+    """Write records atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+class ResumableJsonl:
+    """An append-only JSONL output that survives being killed.
+
+    On open, a partial last line (the process died mid-write) is cut off, and the keys of the
+    complete records are collected so a restarted job skips them. Every append is flushed and
+    fsynced, so at most the batch in flight is lost.
+    """
+
+    def __init__(self, path: str | os.PathLike, key: Callable[[Record], str]):
+        self.path = Path(path)
+        self.key = key
+        self.done: dict[str, Record] = {}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            self._recover()
+
+    def _recover(self) -> None:
+        data = self.path.read_bytes()
+        end = data.rfind(b"\n") + 1  # keep only complete lines
+        if end != len(data):
+            with self.path.open("r+b") as fh:
+                fh.truncate(end)
+        for line in data[:end].decode("utf-8").splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                self.done[self.key(rec)] = rec
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.done
+
+    def append(self, records: list[Record]) -> None:
+        if not records:
+            return
+        with self.path.open("a", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                self.done[self.key(rec)] = rec
+            fh.flush()
+            os.fsync(fh.fileno())

@@ -1,0 +1,176 @@
+"""A local OpenAI-compatible chat server for tests and benchmarks, with injectable faults.
+
+It speaks just enough of ``POST /v1/chat/completions`` for :class:`~alignxplore.backends.openai.OpenAIBackend`:
+judge requests (one token, ``top_logprobs``) get ``' A'`` / ``' B'`` log-probabilities that
+are a deterministic function of the prompt (:func:`fake_p_a`), so a test can check every
+number that comes back; generation requests get a ``<think>...</think>`` answer.
+
+Faults are planned per request *content* and attempt number (``fault_plan(key, attempt)``
+returns ``None``, ``"500"``, ``"400"``, ``"timeout"``, ``"malformed"`` or ``"disconnect"``), which makes
+retry behaviour deterministic: no random flakiness in tests. Runs on a free loopback port in
+a background thread::
+
+    with FakeOpenAIServer(latency=0.1) as server:
+        backend = OpenAIBackend("judge", base_url=server.base_url)
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import threading
+from collections import Counter
+from typing import Callable
+
+from aiohttp import web
+
+FaultPlan = Callable[[str, int], "str | None"]
+ALWAYS_FAIL_MARKER = "FAIL-ALWAYS"
+
+
+def request_key(messages: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+
+
+def fake_p_a(messages: list[dict]) -> float:
+    """The fake judge's probability of Item A for a conversation (prefix turn excluded)."""
+    convo = [m for m in messages if m.get("role") != "assistant"]
+    h = int(request_key(convo)[:8], 16)
+    return 0.05 + 0.9 * (h % 10_000) / 9_999
+
+
+def mixed_faults(key: str, attempt: int) -> str | None:
+    """Each request fails its first attempt in one of four ways (or not at all), by content."""
+    if attempt > 0:
+        return None
+    return (None, "500", "timeout", "malformed", "disconnect")[int(key[:8], 16) % 5]
+
+
+class FakeOpenAIServer:
+    def __init__(self, *, latency: float = 0.0, fault_plan: FaultPlan | None = None, hang_seconds: float = 30.0):
+        self.latency = latency
+        self.fault_plan = fault_plan
+        self.hang_seconds = hang_seconds
+        self.attempts: Counter[str] = Counter()
+        self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- request handling ----------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            body = await request.json()
+            messages = body["messages"]
+            key = request_key(messages)
+            attempt = self.attempts[key]
+            self.attempts[key] += 1
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            fault = self.fault_plan(key, attempt) if self.fault_plan else None
+            if any(ALWAYS_FAIL_MARKER in m.get("content", "") for m in messages):
+                fault = "500"
+            if fault == "500":
+                return web.json_response({"error": {"message": "injected failure"}}, status=500)
+            if fault == "400":
+                return web.json_response({"error": {"message": "injected bad request"}}, status=400)
+            if fault == "timeout":
+                await asyncio.sleep(self.hang_seconds)
+            if fault == "malformed":
+                return web.Response(text='{"choices": [{"mess', content_type="application/json")
+            if fault == "disconnect":
+                request.transport.close()
+                return web.Response(status=500)
+            if body.get("logprobs"):
+                return web.json_response(self._judge_answer(body))
+            return web.json_response(self._generation_answer(body))
+        finally:
+            self.in_flight -= 1
+
+    def _judge_answer(self, body: dict) -> dict:
+        p_a = fake_p_a(body["messages"])
+        top = [
+            {"token": " A", "logprob": math.log(p_a * 0.98)},
+            {"token": " B", "logprob": math.log((1 - p_a) * 0.98)},
+            {"token": " C", "logprob": math.log(0.02)},
+        ][: body.get("top_logprobs", 3)]
+        top.sort(key=lambda e: -e["logprob"])
+        return {
+            "id": "fake",
+            "object": "chat.completion",
+            "model": body.get("model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": top[0]["token"]},
+                    "logprobs": {"content": [{"token": top[0]["token"], "logprob": top[0]["logprob"], "top_logprobs": top}]},
+                    "finish_reason": "length",
+                }
+            ],
+        }
+
+    def _generation_answer(self, body: dict) -> dict:
+        digest = request_key(body["messages"])[:8]
+        text = f"<think>\nreasoning {digest}\n</think>\n\nThe user prefers items like {digest}."
+        return {
+            "id": "fake",
+            "object": "chat.completion",
+            "model": body.get("model"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "FakeOpenAIServer":
+        ready = threading.Event()
+
+        def serve() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self._handle)
+            self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
+            self._loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]
+            ready.set()
+            self._loop.run_forever()
+            self._loop.close()
+
+        self._thread = threading.Thread(target=serve, name="fake-openai", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake OpenAI server did not start within 10 s")
+        return self
+
+    async def _shutdown(self) -> None:
+        # Cancel handlers still sleeping (injected hangs) so nothing is left pending.
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._runner.cleanup()
+
+    def stop(self) -> None:
+        if self._loop and self._thread and self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def __enter__(self) -> "FakeOpenAIServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

