@@ -15,10 +15,11 @@ Judge requests teacher-force the answer prefix through vLLM's chat extensions
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
-import httpx
+import aiohttp
 from tqdm.auto import tqdm
 
 from ..prompts import JUDGE_LETTER_TOKENS, THINK_CLOSE, THINK_OPEN, Message, with_answer_prefix
@@ -61,17 +62,24 @@ class OpenAIBackend:
         self.progress = progress
         self._tokenizer_path = tokenizer
         self._tokenizer = None
-        self._clients: dict[int, tuple[httpx.AsyncClient, asyncio.Semaphore]] = {}
+        self._clients: dict[int, tuple[aiohttp.ClientSession, asyncio.Semaphore]] = {}
 
     # -- transport -------------------------------------------------------------------
-    def _client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
-        """One client and semaphore per event loop (httpx clients are bound to their loop)."""
+    def _client(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
+        """One session and semaphore per event loop (aiohttp sessions are bound to their loop).
+
+        aiohttp rather than httpx: at 64 requests in flight httpx's pool cost ~9 ms of CPU per
+        request here, five times aiohttp's, which capped the speed-up far below the target.
+        """
         loop = asyncio.get_running_loop()
         key = id(loop)
         if key not in self._clients:
-            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-            client = httpx.AsyncClient(timeout=self.timeout, limits=limits, headers=self.headers)
-            self._clients[key] = (client, asyncio.Semaphore(self.concurrency))
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.concurrency),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                headers=self.headers,
+            )
+            self._clients[key] = (session, asyncio.Semaphore(self.concurrency))
         return self._clients[key]
 
     async def _post(self, payload: dict, parse: Callable[[dict], T]) -> T:
@@ -82,22 +90,23 @@ class OpenAIBackend:
                 delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))
             try:
-                async with sem:
-                    resp = await client.post(self.url, json=payload)
-                if resp.status_code != 200:
-                    last = f"HTTP {resp.status_code}: {resp.text[:200]}"
-                    if resp.status_code in RETRY_STATUS:
-                        continue
-                    raise RequestFailed(last)
-                try:
-                    return parse(resp.json())
-                except (ValueError, KeyError, IndexError, TypeError) as err:
-                    last = f"malformed response body ({type(err).__name__}: {err})"
-                    continue
-            except httpx.TimeoutException:
+                async with sem, client.post(self.url, json=payload) as resp:
+                    status, text = resp.status, await resp.text()
+            except asyncio.TimeoutError:
                 last = f"timed out after {self.timeout:g} s"
-            except httpx.TransportError as err:
+                continue
+            except aiohttp.ClientError as err:
                 last = f"{type(err).__name__}: {err}"
+                continue
+            if status != 200:
+                last = f"HTTP {status}: {text[:200]}"
+                if status in RETRY_STATUS:
+                    continue
+                raise RequestFailed(last)
+            try:
+                return parse(json.loads(text))
+            except (ValueError, KeyError, IndexError, TypeError) as err:
+                last = f"malformed response body ({type(err).__name__}: {err})"
         raise RequestFailed(f"{last} (after {self.max_retries + 1} attempts)")
 
     # -- async API (used directly by the RL reward) ------------------------------------
@@ -138,7 +147,7 @@ class OpenAIBackend:
         loop_id = id(asyncio.get_running_loop())
         if loop_id in self._clients:
             client, _ = self._clients.pop(loop_id)
-            await client.aclose()
+            await client.close()
 
     # -- Backend (sync) ----------------------------------------------------------------
     def _run_all(self, coros: list[Awaitable[T]], desc: str) -> list[T]:

@@ -1,0 +1,90 @@
+"""The openai backend against a local OpenAI-compatible test server (real HTTP on loopback)
+with injected latency, HTTP 500/400s, time-outs, dropped connections and malformed bodies."""
+import pytest
+
+from alignxplore.backends.base import SamplingConfig
+from alignxplore.backends.openai import OpenAIBackend, _parse_generation
+from alignxplore.prompts import extract_summary, judge_messages, preference_messages, with_answer_prefix
+from alignxplore.testing.fake_openai import ALWAYS_FAIL_MARKER, FakeOpenAIServer, fake_p_a, mixed_faults
+
+
+def convs(n, marker_at=()):
+    return [judge_messages(ALWAYS_FAIL_MARKER if i in marker_at else f"query {i}", "s", f"a{i}", f"b{i}") for i in range(n)]
+
+
+def backend(server, **kw):
+    opts = dict(timeout=0.5, backoff=0.01, max_backoff=0.05, max_retries=3, progress=False)
+    return OpenAIBackend("judge", base_url=server.base_url, **(opts | kw))
+
+
+def test_every_item_ends_scored_or_failed_under_mixed_faults():
+    items = convs(60, marker_at={7, 33})
+    with FakeOpenAIServer(latency=0.01, fault_plan=mixed_faults, hang_seconds=5) as server:
+        scores = backend(server, concurrency=16).judge(items)
+    assert len(scores) == len(items)
+    failed = [i for i, s in enumerate(scores) if not s.ok]
+    assert failed == [7, 33]
+    assert all("HTTP 500" in scores[i].error and "after 4 attempts" in scores[i].error for i in failed)
+    for s, conv in zip(scores, items):
+        if s.ok:  # nothing lost or mixed up: each answer is the one for its own prompt
+            assert s.p_a == pytest.approx(fake_p_a(with_answer_prefix(conv)), abs=1e-9)
+            assert s.p_a + s.p_b == pytest.approx(1.0)
+
+
+def test_concurrency_is_bounded_and_used():
+    with FakeOpenAIServer(latency=0.05) as server:
+        scores = backend(server, concurrency=8).judge(convs(40))
+        assert 1 < server.max_in_flight <= 8  # hung requests aside, the server never sees more
+    assert all(s.ok for s in scores)
+
+
+def test_timeouts_and_malformed_bodies_are_retried_then_marked_failed():
+    def plan(key, attempt):
+        return {0: "timeout", 1: "malformed"}.get(int(key[:8], 16) % 3)
+
+    items = convs(12)
+    with FakeOpenAIServer(fault_plan=plan, hang_seconds=5) as server:
+        scores = backend(server, timeout=0.3, max_retries=1).judge(items)
+    errors = [s.error for s in scores if not s.ok]
+    assert any("timed out" in e for e in errors) and any("malformed" in e for e in errors)
+    assert any(s.ok for s in scores)
+    assert all(s.ok or "after 2 attempts" in s.error for s in scores)
+
+
+def test_client_errors_are_not_retried():
+    with FakeOpenAIServer(fault_plan=lambda key, attempt: "400") as server:
+        scores = backend(server).judge(convs(3))
+        assert server.requests == 3
+    assert all("HTTP 400" in s.error for s in scores)
+
+
+def test_judge_request_teacher_forces_prefix_with_thinking_off():
+    seen = []
+
+    class Spy(FakeOpenAIServer):
+        def _judge_answer(self, body):
+            seen.append(body)
+            return super()._judge_answer(body)
+
+    with Spy() as server:
+        backend(server).judge(convs(1))
+    body = seen[0]
+    assert body["messages"][-1] == {"role": "assistant", "content": '{"selection": "Item'}
+    assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+    assert body["chat_template_kwargs"] == {"enable_thinking": False}
+    assert body["max_tokens"] == 1 and body["top_logprobs"] == 20
+
+
+def test_generation_through_server():
+    msgs = [preference_messages([{"query": "q", "chosen": f"c{i}", "rejected": "r"}]) for i in range(5)]
+    with FakeOpenAIServer(fault_plan=mixed_faults, hang_seconds=5) as server:
+        gens = backend(server).generate(msgs, SamplingConfig(max_new_tokens=32))
+    assert all(g.ok for g in gens)
+    assert len({extract_summary(g.text) for g in gens}) == 5
+
+
+def test_reasoning_parser_output_is_put_back_into_think_block():
+    body = {"choices": [{"message": {"content": "\n\nLikes jazz.", "reasoning_content": "thinking"}}]}
+    assert _parse_generation(body) == "<think>\nthinking\n</think>\n\nLikes jazz."
+    with pytest.raises(TypeError):
+        _parse_generation({"choices": [{"message": {"content": 3}}]})
