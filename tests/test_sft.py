@@ -1,0 +1,209 @@
+"""SFT stage on the tiny Qwen3: data preparation, real training steps (plain, DeepSpeed
+ZeRO-3 in one and two CPU processes), resumption, and the saved checkpoint."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alignxplore.formats import DataError, load_jsonl
+from alignxplore.sft.prepare import prepare, tokenize_row
+
+FIXTURE_DS = Path(__file__).parent / "fixtures" / "ds" / "zero3_cpu.json"
+
+
+@pytest.fixture(scope="module")
+def sft_rows(fixtures_dir):
+    return load_jsonl(fixtures_dir / "sft.jsonl")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, fixtures_dir, tiny_model_dir):
+    out = tmp_path_factory.mktemp("sft") / "prepared"
+    summary = prepare(fixtures_dir / "sft.jsonl", tiny_model_dir, out, max_length=1024)
+    return out, summary
+
+
+@pytest.fixture(scope="module")
+def repeated(tmp_path_factory, fixtures_dir, tiny_model_dir, sft_rows):
+    """One fixture row eight times: a batch the model can memorise, so the loss must fall."""
+    src = tmp_path_factory.mktemp("rep") / "rep.jsonl"
+    src.write_text("".join(json.dumps(sft_rows[0]) + "\n" for _ in range(8)))
+    out = src.parent / "prepared"
+    prepare(src, tiny_model_dir, out, max_length=1024)
+    return out
+
+
+def test_completion_mask_is_exactly_the_assistant_turn(tokenizer, sft_rows):
+    row = sft_rows[1]  # the streaming row: has a past summary in the prompt
+    out = tokenize_row(row, tokenizer, max_length=4096, overlong="drop")
+    ids, mask = out["input_ids"], out["completion_mask"]
+    assert out["status"] == "ok" and len(ids) == len(mask)
+    n_prompt = mask.index(1)
+    assert all(m == 0 for m in mask[:n_prompt]) and all(m == 1 for m in mask[n_prompt:])
+    prompt_text = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+    assert tokenizer.decode(ids[:n_prompt]) == prompt_text
+    assert prompt_text.endswith("<|im_start|>assistant\n")
+    # token by token: the supervised part is the completion (with its <think> block) + <|im_end|>
+    completion = row["completion"][0]["content"]
+    assert completion.startswith("<think>\n") and "\n</think>\n\n" in completion
+    expected = tokenizer(completion + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    assert ids[n_prompt:] == expected
+    assert tokenizer.convert_ids_to_tokens(ids[n_prompt]) == "<think>"
+    assert ids[-1] == tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+
+def test_prepare_summary_and_saved_columns(prepared):
+    out, s = prepared
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(out))
+    assert ds.column_names == ["input_ids", "completion_mask"] and len(ds) == 12
+    assert s["rows_read"] == s["rows_kept"] == 12 and s["rows_dropped_overlong"] == 0
+    assert s["tokens_kept"] == sum(len(x) for x in ds["input_ids"])
+    assert sum(b["count"] for b in s["length_histogram"]) == 12
+    assert json.loads((out / "summary.json").read_text())["rows_kept"] == 12
+
+
+def test_overlong_rows_dropped_or_truncated(tmp_path, fixtures_dir, tiny_model_dir):
+    dropped = prepare(fixtures_dir / "sft.jsonl", tiny_model_dir, tmp_path / "d", max_length=300)
+    assert dropped["rows_dropped_overlong"] > 0 and dropped["rows_kept"] == 12 - dropped["rows_dropped_overlong"]
+    cut = prepare(fixtures_dir / "sft.jsonl", tiny_model_dir, tmp_path / "t", max_length=300, overlong="truncate")
+    assert cut["rows_kept"] == 12 and cut["rows_truncated"] == dropped["rows_dropped_overlong"]
+    from datasets import load_from_disk
+
+    assert max(len(x) for x in load_from_disk(str(tmp_path / "t"))["input_ids"]) == 300
+
+
+def test_row_without_completion_is_fatal_or_skipped(tmp_path, fixtures_dir, tiny_model_dir):
+    lines = (fixtures_dir / "sft.jsonl").read_text().splitlines()
+    bad = json.loads(lines[2])
+    del bad["completion"]
+    src = tmp_path / "sft.jsonl"
+    src.write_text("\n".join(lines[:2] + [json.dumps(bad)] + lines[3:]) + "\n")
+    with pytest.raises(DataError, match=rf"^{src}:3: completion: missing$"):
+        prepare(src, tiny_model_dir, tmp_path / "o")
+    s = prepare(src, tiny_model_dir, tmp_path / "o", skip_bad_rows=True)
+    assert s["rows_bad_skipped"] == 1 and s["rows_kept"] == 11
+
+
+def test_unrenderable_row_names_the_row(tokenizer, sft_rows):
+    class Broken:
+        """The real tokenizer with a chat template that rejects assistant turns."""
+
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+        def apply_chat_template(self, messages, **kw):
+            if messages[-1]["role"] == "assistant":
+                raise ValueError("template cannot render this message")
+            return tokenizer.apply_chat_template(messages, **kw)
+
+    out = tokenize_row(sft_rows[0] | {"_where": "sft.jsonl:1"}, Broken(), 4096, "drop")
+    assert out["status"].split("\t")[:3] == ["error", "sft.jsonl:1", "completion"]
+    assert "cannot render" in out["status"]
+
+
+def train(tiny_model_dir, dataset, out, *extra, nproc=1, deepspeed=False, timeout=600):
+    args = ["-m", "alignxplore.sft.train", "--model_name_or_path", tiny_model_dir, "--dataset_path", str(dataset),
+            "--output_dir", str(out), "--per_device_train_batch_size", "1", "--learning_rate", "1e-3",
+            "--lr_scheduler_type", "constant", "--warmup_ratio", "0", "--logging_steps", "1", "--report_to", "none",
+            "--save_steps", "2", "--seed", "42", "--dataloader_num_workers", "0", *extra]
+    if deepspeed:
+        args += ["--deepspeed", str(FIXTURE_DS)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", str(_free_port()), *args]
+    else:
+        cmd = [sys.executable, *args]
+        if deepspeed:  # a single DeepSpeed process still wants a rendezvous
+            env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def losses(out):
+    state = json.loads((Path(out) / sorted(Path(out).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1].name / "trainer_state.json").read_text())
+    return [h["loss"] for h in state["log_history"] if "loss" in h], state
+
+
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory, tiny_model_dir, repeated):
+    out = tmp_path_factory.mktemp("plain") / "out"
+    train(tiny_model_dir, repeated, out, "--max_steps", "6")
+    return out
+
+
+def test_loss_goes_down_on_repeated_batch(plain_run):
+    ls, state = losses(plain_run)
+    assert len(ls) == 6 and state["global_step"] == 6
+    assert ls[-1] < ls[0] - 0.3, ls
+
+
+def test_saved_checkpoint_loads_and_generates(plain_run):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    final = plain_run / "final"
+    model = AutoModelForCausalLM.from_pretrained(final)
+    tok = AutoTokenizer.from_pretrained(final)
+    enc = tok(tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True), return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=5, do_sample=False)
+    new = out[0, enc["input_ids"].shape[1]:]
+    assert 1 <= len(new) <= 5 and all(0 <= t < len(tok) for t in new.tolist())
+
+
+def test_resume_continues_the_step_count(tmp_path, tiny_model_dir, repeated):
+    out = tmp_path / "out"
+    train(tiny_model_dir, repeated, out, "--max_steps", "2")
+    first, _ = losses(out)
+    proc = train(tiny_model_dir, repeated, out, "--max_steps", "4")
+    assert "resuming from" in proc.stderr and "checkpoint-2" in proc.stderr
+    ls, state = losses(out)
+    assert state["global_step"] == 4
+    steps = [h["step"] for h in state["log_history"] if "loss" in h]
+    assert steps == [1, 2, 3, 4] and ls[:2] == first
+
+
+@pytest.mark.slow
+def test_deepspeed_zero3_one_process_matches_plain_training(tmp_path, tiny_model_dir, repeated, plain_run):
+    out = tmp_path / "out"
+    train(tiny_model_dir, repeated, out, "--max_steps", "2", deepspeed=True)
+    ds_losses, state = losses(out)
+    plain, _ = losses(plain_run)
+    assert state["global_step"] == 2
+    assert ds_losses == pytest.approx(plain[:2], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_deepspeed_zero3_two_processes(tmp_path, tiny_model_dir, repeated):
+    out = tmp_path / "out"
+    proc = train(tiny_model_dir, repeated, out, "--max_steps", "2", nproc=2, deepspeed=True)
+    ls, state = losses(out)
+    assert state["global_step"] == 2 and len(ls) == 2
+    # two ranks trained under ZeRO-3, and the gathered model was saved whole
+    assert "world size 2" in proc.stderr and "deepspeed " + str(FIXTURE_DS) in proc.stderr
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(out / "final")
+    assert sum(p.numel() for p in model.parameters()) > 9_000_000
+
+
+def test_wrong_dataset_path_is_one_line(tmp_path, tiny_model_dir):
+    proc = subprocess.run([sys.executable, "-m", "alignxplore.sft.train", "--model_name_or_path", tiny_model_dir,
+                           "--dataset_path", str(tmp_path / "nope"), "--output_dir", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert proc.returncode == 2
+    assert f"error: {tmp_path / 'nope'}: not a prepared dataset" in proc.stderr and "Traceback" not in proc.stderr
