@@ -58,6 +58,25 @@ def tiny_qwen3_config(vocab_size: int, *, head_dim: int = 16, hidden_size: int =
     )
 
 
+def qwen3_0_6b_config(vocab_size: int):
+    """The shape of Qwen3-0.6B (28 layers, hidden 1024, 16/8 heads of 128, MLP 3072, tied
+    embeddings), for GPU throughput measurements with random weights."""
+    from transformers import Qwen3Config
+
+    return Qwen3Config(
+        vocab_size=vocab_size,
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_hidden_layers=28,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        max_position_embeddings=40960,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=True,
+    )
+
+
 def build_tiny_model(*, head_dim: int = 16, seed: int = 0):
     """``(model, tokenizer)``: a random Qwen3ForCausalLM of about 10 M parameters."""
     import torch

@@ -40,4 +40,4 @@ def tokenizer():
 def hf_backend(tiny_model_dir):
     from alignxplore.backends.hf import HFBackend
 
-    return HFBackend(tiny_model_dir, progress=False, generation_batch_size=4, judge_batch_size=4)
+    return HFBackend(tiny_model_dir, device="cpu", progress=False, generation_batch_size=4, judge_batch_size=4)

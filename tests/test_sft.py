@@ -68,13 +68,17 @@ def test_prepare_summary_and_saved_columns(prepared):
 
 
 def test_overlong_rows_dropped_or_truncated(tmp_path, fixtures_dir, tiny_model_dir):
-    dropped = prepare(fixtures_dir / "sft.jsonl", tiny_model_dir, tmp_path / "d", max_length=300)
-    assert dropped["rows_dropped_overlong"] > 0 and dropped["rows_kept"] == 12 - dropped["rows_dropped_overlong"]
-    cut = prepare(fixtures_dir / "sft.jsonl", tiny_model_dir, tmp_path / "t", max_length=300, overlong="truncate")
-    assert cut["rows_kept"] == 12 and cut["rows_truncated"] == dropped["rows_dropped_overlong"]
     from datasets import load_from_disk
 
-    assert max(len(x) for x in load_from_disk(str(tmp_path / "t"))["input_ids"]) == 300
+    # the fixture rows are 357..407 tokens long; 6 of them exceed 380
+    dropped = prepare(fixtures_dir / "sft.jsonl", tiny_model_dir, tmp_path / "d", max_length=380)
+    assert dropped["rows_dropped_overlong"] == 6 and dropped["rows_kept"] == 6
+    assert max(len(x) for x in load_from_disk(str(tmp_path / "d"))["input_ids"]) <= 380
+    cut = prepare(fixtures_dir / "sft.jsonl", tiny_model_dir, tmp_path / "t", max_length=380, overlong="truncate")
+    assert cut["rows_kept"] == 12 and cut["rows_truncated"] == 6
+    assert max(len(x) for x in load_from_disk(str(tmp_path / "t"))["input_ids"]) == 380
+    with pytest.raises(DataError, match="all 12 rows are longer than --max-length 300"):
+        prepare(fixtures_dir / "sft.jsonl", tiny_model_dir, tmp_path / "x", max_length=300)
 
 
 def test_row_without_completion_is_fatal_or_skipped(tmp_path, fixtures_dir, tiny_model_dir):
@@ -207,3 +211,26 @@ def test_wrong_dataset_path_is_one_line(tmp_path, tiny_model_dir):
                           capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert proc.returncode == 2
     assert f"error: {tmp_path / 'nope'}: not a prepared dataset" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_prompt_boundary_exact_fallback(tokenizer):
+    from alignxplore.sft.prepare import _prompt_length
+
+    def check(prompt, full):
+        enc = tokenizer([full], add_special_tokens=False)
+        return _prompt_length(prompt, enc["input_ids"][0], enc, 0, tokenizer)
+
+    # boundary before an added token: fast path, equal to tokenising the prompt alone
+    assert check("user text\n", "user text\n<think>\nx") == len(tokenizer("user text\n", add_special_tokens=False)["input_ids"])
+    # plain-text boundary: the exact path agrees when the prompt is a token prefix ...
+    assert check("hello", "hello world") == len(tokenizer("hello", add_special_tokens=False)["input_ids"])
+    # ... and refuses when BPE merges across the boundary
+    assert check("hel", "hello") is None
+
+
+def test_parallel_preparation_matches_single_process(tmp_path, fixtures_dir, tiny_model_dir, prepared):
+    from datasets import load_from_disk
+
+    prepare(fixtures_dir / "sft.jsonl", tiny_model_dir, tmp_path / "p2", max_length=1024, num_proc=2)
+    one, two = load_from_disk(str(prepared[0])), load_from_disk(str(tmp_path / "p2"))
+    assert one["input_ids"] == two["input_ids"] and one["completion_mask"] == two["completion_mask"]

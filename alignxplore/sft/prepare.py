@@ -40,11 +40,8 @@ OVERLONG_POLICIES = ("drop", "truncate")
 IM_END = "<|im_end|>"
 
 
-def tokenize_row(row: dict, tokenizer, max_length: int, overlong: str) -> dict:
-    """``{input_ids, completion_mask, n_prompt, n_completion, status}`` for one validated SFT row.
-
-    ``status`` is ``ok``, ``overlong`` (dropped), ``truncated``, or ``error<TAB>where<TAB>field<TAB>problem``.
-    """
+def render_row(row: dict, tokenizer) -> tuple[str, str] | dict:
+    """(prompt text, prompt+completion text ending at ``<|im_end|>``), or a failure record."""
     where = row.get("_where", "<row>")
     try:
         prompt_text = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
@@ -52,21 +49,74 @@ def tokenize_row(row: dict, tokenizer, max_length: int, overlong: str) -> dict:
     except Exception as err:  # jinja errors and the like: name the row, not the template internals
         return _failed(where, "completion", f"the chat template cannot render this row ({type(err).__name__}: {err})")
     end = full_text.rfind(IM_END)
-    if end < len(prompt_text):
-        return _failed(where, "completion", "the rendered conversation has no assistant turn after the prompt")
-    full_text = full_text[: end + len(IM_END)]
+    if end < len(prompt_text) or not full_text.startswith(prompt_text):
+        return _failed(where, "completion", "the rendered conversation does not extend the prompt with an assistant turn")
+    return prompt_text, full_text[: end + len(IM_END)]
+
+
+def _prompt_length(prompt_text: str, ids: list[int], enc, k: int, tokenizer) -> int | None:
+    """Number of prompt tokens at the start of ``ids`` (row ``k`` of the batch encoding
+    ``enc``), or None if the prompt's tokens are not a prefix of the full sequence.
+
+    Fast path: a token starts exactly at the end of the prompt text, the token before it
+    ends there, and it is an added token (Qwen3's completion starts with ``<think>``); added
+    tokens are split off before BPE, so the prompt alone tokenises to exactly the tokens
+    before it. The character/token lookups run in the Rust tokenizer. Otherwise the prompt
+    is tokenised on its own and compared, which is exact for any tokenizer.
+    """
+    cut = len(prompt_text)
+    n = enc.char_to_token(k, cut) if cut < enc.token_to_chars(k, len(ids) - 1).end else None
+    if n and enc.token_to_chars(k, n).start == cut and enc.token_to_chars(k, n - 1).end == cut:
+        if tokenizer.convert_ids_to_tokens(ids[n]) in tokenizer.added_tokens_encoder:
+            return n
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-    full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
-    if full_ids[: len(prompt_ids)] != prompt_ids:
-        return _failed(where, "prompt", "its tokens are not a prefix of prompt+completion (template/tokenizer mismatch)")
-    n_prompt, n_completion = len(prompt_ids), len(full_ids) - len(prompt_ids)
+    return len(prompt_ids) if ids[: len(prompt_ids)] == prompt_ids else None
+
+
+def tokenize_batch(batch: dict, tokenizer, max_length: int, overlong: str) -> dict:
+    """Batched ``datasets.map`` function: one fast-tokenizer call for the whole batch.
+
+    Per row: ``input_ids``, ``completion_mask`` (1 exactly on the assistant turn),
+    ``n_prompt``, ``n_completion`` and ``status`` (``ok``, ``overlong`` (dropped), ``truncated``
+    or ``error<TAB>where<TAB>field<TAB>problem``).
+    """
+    rows = [{"prompt": p, "completion": c, "_where": w} for p, c, w in zip(batch["prompt"], batch["completion"], batch["_where"])]
+    rendered = [render_row(r, tokenizer) for r in rows]
+    texts = [r[1] for r in rendered if isinstance(r, tuple)]
+    enc = tokenizer(texts, add_special_tokens=False) if texts else None
+    out: dict[str, list] = {k: [] for k in ("input_ids", "completion_mask", "n_prompt", "n_completion", "status")}
+    k = 0
+    for row, r in zip(rows, rendered):
+        if isinstance(r, dict):
+            rec = r
+        else:
+            ids = enc["input_ids"][k]
+            n_prompt = _prompt_length(r[0], ids, enc, k, tokenizer)
+            k += 1
+            if n_prompt is None:
+                rec = _failed(row["_where"], "prompt", "its tokens are not a prefix of prompt+completion (template/tokenizer mismatch)")
+            else:
+                rec = _finish(ids, n_prompt, max_length, overlong)
+        for key in out:
+            out[key].append(rec[key])
+    return out
+
+
+def _finish(ids: list[int], n_prompt: int, max_length: int, overlong: str) -> dict:
+    n_completion = len(ids) - n_prompt
     mask = [0] * n_prompt + [1] * n_completion
     status = "ok"
-    if len(full_ids) > max_length:
+    if len(ids) > max_length:
         if overlong == "drop":
             return {"input_ids": [], "completion_mask": [], "n_prompt": n_prompt, "n_completion": n_completion, "status": "overlong"}
-        full_ids, mask, status = full_ids[:max_length], mask[:max_length], "truncated"
-    return {"input_ids": full_ids, "completion_mask": mask, "n_prompt": n_prompt, "n_completion": n_completion, "status": status}
+        ids, mask, status = ids[:max_length], mask[:max_length], "truncated"
+    return {"input_ids": ids, "completion_mask": mask, "n_prompt": n_prompt, "n_completion": n_completion, "status": status}
+
+
+def tokenize_row(row: dict, tokenizer, max_length: int, overlong: str) -> dict:
+    """:func:`tokenize_batch` for a single row (tests, debugging)."""
+    batch = {"prompt": [row["prompt"]], "completion": [row["completion"]], "_where": [row.get("_where", "<row>")]}
+    return {k: v[0] for k, v in tokenize_batch(batch, tokenizer, max_length, overlong).items()}
 
 
 def _failed(where: str, field: str, problem: str) -> dict:
@@ -123,7 +173,9 @@ def prepare(data: Path, model: str, out: Path, *, max_length: int = 16384, overl
     tokenizer = AutoTokenizer.from_pretrained(model)
     ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"], "_where": r["_where"]} for r in rows])
     ds = ds.map(
-        tokenize_row,
+        tokenize_batch,
+        batched=True,
+        batch_size=256,
         fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "overlong": overlong},
         remove_columns=["prompt", "completion"],
         num_proc=num_proc if num_proc > 1 else None,
@@ -136,6 +188,8 @@ def prepare(data: Path, model: str, out: Path, *, max_length: int = 16384, overl
     statuses = ds["status"]
     full_lengths = [p + c for p, c in zip(ds["n_prompt"], ds["n_completion"])]
     kept = ds.filter(lambda s: s != "overlong", input_columns="status").select_columns(["input_ids", "completion_mask"])
+    if len(kept) == 0:
+        raise DataError(str(data), None, f"all {len(ds)} rows are longer than --max-length {max_length} (longest {max(p + c for p, c in zip(ds['n_prompt'], ds['n_completion']))})")
     out = Path(out)
     kept.save_to_disk(str(out))
     kept_lengths = [len(x) for x in kept["input_ids"]]

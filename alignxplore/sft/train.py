@@ -81,7 +81,7 @@ def last_checkpoint(output_dir: str) -> str | None:
     return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
     import torch
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if training_args.gradient_checkpointing:
         model.config.use_cache = False
 
-    trainer = SFTTrainer(model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer)
+    trainer = SFTTrainer(model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer, callbacks=callbacks)
     log.info(
         "world size %d, device %s, attention %s, dtype %s, deepspeed %s, rows %d",
         training_args.world_size, training_args.device, attn, dtype, training_args.deepspeed or "off", len(dataset),
@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("resuming from %s", resume_from)
     trainer.train(resume_from_checkpoint=resume_from)
 
+    if training_args.save_strategy == "no" and not script_args.final_dir:
+        return 0  # throughput runs: nothing to keep
     final_dir = script_args.final_dir or os.path.join(training_args.output_dir, "final")
     trainer.save_model(final_dir)  # gathers ZeRO-3 shards (stage3_gather_16bit_weights_on_model_save)
     if trainer.is_world_process_zero():
