@@ -58,6 +58,7 @@ def add_backend_args(ap, prefix: str = "", *, what: str = "model") -> None:
     g.add_argument(f"--{prefix}concurrency", type=int, default=64, help="openai: requests in flight")
     g.add_argument(f"--{prefix}timeout", type=float, default=300.0, help="openai: seconds per request")
     g.add_argument(f"--{prefix}max-retries", type=int, default=4, help="openai: retries per request")
+    g.add_argument(f"--{prefix}tokenizer", default=None, help="openai: the served model's tokenizer (default: the bundled Qwen3 one)")
 
 
 def backend_from_args(args, prefix: str = ""):
@@ -76,6 +77,7 @@ def backend_from_args(args, prefix: str = ""):
             dtype=get("dtype"),
         )
     else:
-        opts = dict(base_url=get("base_url"), api_key=get("api_key"), concurrency=get("concurrency"), timeout=get("timeout"), max_retries=get("max_retries"))
+        opts = dict(base_url=get("base_url"), api_key=get("api_key"), concurrency=get("concurrency"), timeout=get("timeout"),
+                    max_retries=get("max_retries"), tokenizer=get("tokenizer"))
     log.info("loading %s backend for %s", name, get("model"))
     return load_backend(name, get("model"), **opts)

@@ -2,15 +2,19 @@
 
     python benchmarks/judge_throughput.py                      # fake server, 100 ms latency
     python benchmarks/judge_throughput.py --items 256 --concurrency 64 --latency 0.1
+    # against a real `vllm serve` (in .venv-vllm on CPU; any model dir, "tiny" builds the tiny Qwen3)
+    .venv-vllm/bin/python benchmarks/judge_throughput.py --vllm-model tiny --items 128
 
-Both runs use the same OpenAIBackend against the same local OpenAI-compatible test server
-(alignxplore.testing.fake_openai) in one process, so only the request scheduling differs.
-Prints items/s for each and the ratio; the target is >= 30x at concurrency 64.
+Both runs use the same OpenAIBackend against the same server in one process, so only the
+request scheduling differs. Prints items/s for each and the ratio; the target against the
+fake server (100 ms latency) is >= 30x at concurrency 64. Against a real server the ratio
+is bounded by what the engine gains from batching on that hardware.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from alignxplore.backends.openai import OpenAIBackend
 from alignxplore.prompts import judge_messages
@@ -30,17 +34,35 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=256)
     ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--latency", type=float, default=0.1, help="server seconds per request")
+    ap.add_argument("--latency", type=float, default=0.1, help="fake server: seconds per request")
+    ap.add_argument("--vllm-model", default=None, help="benchmark a real `vllm serve` of this model dir ('tiny': the tiny Qwen3, head_dim 64)")
     args = ap.parse_args()
     items = [judge_messages(f"query {i}", f"summary {i}", f"item a {i}", f"item b {i}") for i in range(args.items)]
-    with FakeOpenAIServer(latency=args.latency) as server:
-        seq_s, seq_ok = timed_run(server.base_url, items, 1)
-        con_s, con_ok = timed_run(server.base_url, items, args.concurrency)
+    if args.vllm_model:
+        import tempfile
+
+        from alignxplore.testing.vllm_server import VLLMServer
+        from alignxplore.tiny import save_tiny_model
+
+        model = args.vllm_model
+        if model == "tiny":
+            model = save_tiny_model(Path(tempfile.mkdtemp()) / "tiny-qwen3-hd64", head_dim=64)
+        with VLLMServer(model) as server:
+            timed_run(server.base_url, items[:8], 8)  # warm-up: first requests compile/allocate
+            seq_s, seq_ok = timed_run(server.base_url, items, 1)
+            con_s, con_ok = timed_run(server.base_url, items, args.concurrency)
+        where = f"vllm serve {args.vllm_model}"
+    else:
+        with FakeOpenAIServer(latency=args.latency) as server:
+            seq_s, seq_ok = timed_run(server.base_url, items, 1)
+            con_s, con_ok = timed_run(server.base_url, items, args.concurrency)
+        where = f"fake server, latency {args.latency * 1000:.0f}ms"
     ratio = seq_s / con_s
-    print(f"items={args.items} server_latency={args.latency * 1000:.0f}ms")
+    print(f"items={args.items} server: {where}")
     print(f"sequential  (concurrency 1):  {seq_s:7.2f} s  {args.items / seq_s:8.1f} items/s  scored {seq_ok}")
     print(f"concurrent  (concurrency {args.concurrency}): {con_s:7.2f} s  {args.items / con_s:8.1f} items/s  scored {con_ok}")
-    print(f"speed-up ratio: {ratio:.1f}x (target >= {TARGET_RATIO:.0f}x: {'met' if ratio >= TARGET_RATIO else 'NOT met'})")
+    target = "" if args.vllm_model else f" (target >= {TARGET_RATIO:.0f}x: {'met' if ratio >= TARGET_RATIO else 'NOT met'})"
+    print(f"speed-up ratio: {ratio:.1f}x{target}")
 
 
 if __name__ == "__main__":

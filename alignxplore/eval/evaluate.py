@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from ..cli import add_backend_args, backend_from_args, git_commit, package_versions, run_main
-from ..formats import DataError, ResumableJsonl, read_jsonl, validate_summary_row
+from ..formats import ResumableJsonl, read_jsonl, validate_summary_row
 from ..history import MAX_PROMPT_TOKENS, full_history, truncate_to_budget
 from ..judge import JUDGE_SEED, JUDGE_TEMPERATURE, SELECTION_MODES, JudgeItem, chosen_at_a, score_items
 from ..metrics import summarize
@@ -47,7 +47,7 @@ def build_items(rows: list[dict], bench: Benchmark, mode: str, summaries: dict |
         if mode == "direct":
             # The raw history takes the summary's place; cut it to the judge's budget the
             # same way preference prompts are cut (most recent half, repeatedly).
-            def n_tokens(h: list[dict]) -> int:
+            def n_tokens(h: list[dict], t: dict = t) -> int:
                 return judge.count_prompt_tokens(judge_messages(t["query"], history_as_summary(h), t["chosen"], t["rejected"]), enable_thinking=False)
 
             hist, _ = truncate_to_budget(full_history(row["history"], bench.split, row["_where"]), n_tokens, budget, row["_where"])
