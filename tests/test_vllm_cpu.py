@@ -4,7 +4,13 @@ reward's judge client). Deselected in the main suite (marker `vllm`)."""
 import pytest
 
 pytestmark = pytest.mark.vllm
-vllm = pytest.importorskip("vllm")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_vllm():
+    # at run time, not import time: in the main suite these tests are deselected, not skipped
+    pytest.importorskip("vllm")
+
 
 from alignxplore.backends.base import SamplingConfig, render_judge_prompt  # noqa: E402
 from alignxplore.backends.hf import HFBackend  # noqa: E402

@@ -170,7 +170,10 @@ def prepare(data: Path, model: str, out: Path, *, max_length: int = 16384, overl
         log.warning("skipped bad row: %s", problem)
     if not rows:
         raise DataError(str(data), None, "no usable SFT rows")
-    tokenizer = AutoTokenizer.from_pretrained(model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    except OSError as err:  # a wrong path or hub id: one line, not a hub traceback
+        raise DataError(str(model), "model", f"cannot load a tokenizer ({str(err).splitlines()[0]})") from None
     ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"], "_where": r["_where"]} for r in rows])
     ds = ds.map(
         tokenize_batch,

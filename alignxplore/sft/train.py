@@ -103,7 +103,10 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
     if missing:
         raise DataError(script_args.dataset_path, ",".join(sorted(missing)), "missing column(s) in the prepared dataset")
 
-    tokenizer = AutoTokenizer.from_pretrained(script_args.model_name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(script_args.model_name_or_path)
+    except OSError as err:  # a wrong path or hub id: one line, not a hub traceback
+        raise DataError(script_args.model_name_or_path, "model_name_or_path", f"cannot load a tokenizer ({str(err).splitlines()[0]})") from None
     attn = pick_attn_implementation(script_args.attn_implementation, cuda)
     dtype = torch.bfloat16 if training_args.bf16 else torch.float32
     # Built after the training config: with ZeRO-3 enabled there, from_pretrained loads the

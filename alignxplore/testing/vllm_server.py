@@ -81,8 +81,17 @@ class VLLMServer:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        if getattr(self, "_log", None):
+        if getattr(self, "_log", None) and not self._log.closed:
             self._log.close()
+            self.report()
+
+    def report(self) -> None:
+        """Print what the server did (visible with ``pytest -s``): its start-up line and the
+        count of HTTP requests it answered, from its own log."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        start = next((ln for ln in text.splitlines() if "Starting vLLM" in ln or "vLLM API server version" in ln), "no start-up line")
+        posts = {p: text.count(f"POST {p}") for p in ("/v1/chat/completions", "/tokenize")}
+        print(f"\n[vllm serve :{self.port}] {start.strip()[-160:]}\n[vllm serve :{self.port}] answered {posts} (log: {self.log_path})")
 
     def __enter__(self) -> "VLLMServer":
         return self.start()
