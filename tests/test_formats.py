@@ -94,3 +94,11 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, tiny_model_dir):
     err = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert err == [f"error: {data / 'mind_upi.jsonl'}:1: target.chosen: missing"]
     assert "Traceback" not in proc.stderr
+
+
+def test_duplicate_userid_names_both_lines(tmp_path):
+    from alignxplore.eval.registry import load_benchmark_rows
+
+    p = write(tmp_path / "b.jsonl", json.dumps(GOOD), json.dumps(dict(GOOD, userid="u2")), json.dumps(GOOD))
+    with pytest.raises(DataError, match=rf"^{p}:3: userid: duplicate of {p}:1$"):
+        load_benchmark_rows(p)
