@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from .formats import DataError
+from .history import MAX_MODEL_LEN
 
 log = logging.getLogger("alignxplore")
 
@@ -49,7 +50,7 @@ def add_backend_args(ap, prefix: str = "", *, what: str = "model") -> None:
     g.add_argument(f"--{prefix}backend", choices=("hf", "vllm", "openai"), default="hf", help="hf (transformers), vllm (offline engine) or openai (HTTP server)")
     g.add_argument(f"--{prefix}model", required=True, help="checkpoint path (hf, vllm) or served model name (openai)")
     g.add_argument(f"--{prefix}tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model replica")
-    g.add_argument(f"--{prefix}max-model-len", type=int, default=16384, help="vllm: context length")
+    g.add_argument(f"--{prefix}max-model-len", type=int, default=MAX_MODEL_LEN, help="vllm: context length")
     g.add_argument(f"--{prefix}gpu-memory-utilization", type=float, default=0.9, help="vllm: share of GPU memory")
     g.add_argument(f"--{prefix}dtype", default="auto", help="hf/vllm weight dtype (auto: bf16 on GPU, fp32 on CPU)")
     g.add_argument(f"--{prefix}batch-size", type=int, default=8, help="hf: prompts per forward/generate batch")

@@ -20,6 +20,7 @@ SPLIT_RULES = ("recommendation", "half")
 # Context budget of the original runs; streaming prompts also carry a past summary, so the
 # original gave their history a 1.2x smaller budget.
 MAX_PROMPT_TOKENS = 16384
+MAX_MODEL_LEN = MAX_PROMPT_TOKENS  # engine context length of the original runs (same number)
 STREAMING_BUDGET_DIVISOR = 1.2
 
 

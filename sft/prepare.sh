@@ -3,7 +3,7 @@
 #
 #   DATA=data/sft/sft.jsonl MODEL=Qwen/Qwen3-8B OUT=data/sft/prepared bash sft/prepare.sh
 #
-# Knobs: DATA, MODEL (its tokenizer/chat template), OUT, MAX_LENGTH (16384), OVERLONG
+# Knobs: DATA, MODEL (its tokenizer/chat template), OUT, MAX_LENGTH (default: the paper's 16,384), OVERLONG
 # (drop|truncate), NUM_PROC (CPU cores), PYTHON. Extra arguments go to
 # `python -m alignxplore.sft.prepare` (e.g. --skip-bad-rows).
 set -euo pipefail
@@ -11,9 +11,8 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-data/sft/sft.jsonl}
 MODEL=${MODEL:-Qwen/Qwen3-8B}
 OUT=${OUT:-data/sft/prepared}
-MAX_LENGTH=${MAX_LENGTH:-16384}
 OVERLONG=${OVERLONG:-drop}
 NUM_PROC=${NUM_PROC:-$(nproc)}
 PYTHON=${PYTHON:-python}
 exec "$PYTHON" -m alignxplore.sft.prepare --data "$DATA" --model "$MODEL" --out "$OUT" \
-  --max-length "$MAX_LENGTH" --overlong "$OVERLONG" --num-proc "$NUM_PROC" "$@"
+  ${MAX_LENGTH:+--max-length "$MAX_LENGTH"} --overlong "$OVERLONG" --num-proc "$NUM_PROC" "$@"

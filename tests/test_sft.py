@@ -244,3 +244,19 @@ def test_wrong_model_path_is_one_line(tmp_path, fixtures_dir, prepared):
                           capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"error: {tmp_path / 'nope'}: model_name_or_path: cannot load a tokenizer" in proc.stderr
+
+
+def test_shipped_paper_config_parses_with_overrides():
+    """`bash sft/sft.sh --learning_rate 1e-5` = the YAML plus a CLI override; every key must be
+    a real SFTConfig / script field and the paper's values must arrive unchanged."""
+    from alignxplore.sft.train import parse
+
+    root = Path(__file__).resolve().parents[1]
+    argv = ["--config", str(root / "sft/configs/qwen3_8b.yaml"), "--learning_rate", "1e-5",
+            "--deepspeed", "", "--bf16", "false", "--use_cpu", "true", "--output_dir", "/tmp/unused"]
+    script, cfg = parse(argv)
+    assert cfg.learning_rate == 1e-5  # the override wins
+    assert (cfg.num_train_epochs, cfg.per_device_train_batch_size, cfg.gradient_accumulation_steps) == (4, 1, 16)
+    assert (cfg.max_length, cfg.warmup_ratio, cfg.lr_scheduler_type.value, cfg.weight_decay, cfg.seed) == (16384, 0.1, "cosine", 0.0, 42)
+    assert cfg.completion_only_loss is True and cfg.gradient_checkpointing is True
+    assert script.model_name_or_path == "Qwen/Qwen3-8B" and script.attn_implementation == "auto"

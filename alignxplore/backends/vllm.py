@@ -20,9 +20,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..history import MAX_MODEL_LEN
 from ..prompts import Message
 from .base import Generated, JudgeScore, SamplingConfig, count_tokens, letter_token_ids, render_generation_prompt, render_judge_prompt
 
+
+
+# Log-probs after the allowed_token_ids mask (see the module docstring); judge servers
+# should be started with `--logprobs-mode` set to the same value.
+LOGPROBS_MODE = "processed_logprobs"
 
 
 class VLLMBackend:
@@ -33,10 +39,10 @@ class VLLMBackend:
         model: str,
         *,
         tensor_parallel_size: int = 1,
-        max_model_len: int = 16384,
+        max_model_len: int = MAX_MODEL_LEN,
         gpu_memory_utilization: float = 0.9,
         dtype: str = "auto",
-        seed: int = 42,
+        seed: int = SamplingConfig.seed,
         enforce_eager: bool = False,
         progress: bool = True,
     ):
@@ -50,7 +56,7 @@ class VLLMBackend:
             dtype=dtype,
             seed=seed,
             enforce_eager=enforce_eager,
-            logprobs_mode="processed_logprobs",
+            logprobs_mode=LOGPROBS_MODE,
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.progress = progress

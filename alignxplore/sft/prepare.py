@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ..cli import run_main
 from ..formats import DataError, read_jsonl, validate_sft_row
+from ..history import MAX_MODEL_LEN
 
 log = logging.getLogger("alignxplore.sft.prepare")
 OVERLONG_POLICIES = ("drop", "truncate")
@@ -159,7 +160,7 @@ def length_histogram(lengths: list[int], max_length: int, n_bins: int = 8) -> li
     return bins + ([over] if over["count"] else [])
 
 
-def prepare(data: Path, model: str, out: Path, *, max_length: int = 16384, overlong: str = "drop", num_proc: int = 1, skip_bad_rows: bool = False) -> dict:
+def prepare(data: Path, model: str, out: Path, *, max_length: int = MAX_MODEL_LEN, overlong: str = "drop", num_proc: int = 1, skip_bad_rows: bool = False) -> dict:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="SFT JSONL (prompt/completion chat rows)")
     ap.add_argument("--model", required=True, help="model or tokenizer path whose chat template to use")
     ap.add_argument("--out", required=True, help="output folder (datasets.save_to_disk)")
-    ap.add_argument("--max-length", type=int, default=16384)
+    ap.add_argument("--max-length", type=int, default=MAX_MODEL_LEN, help="tokens per row (the paper's context length by default)")
     ap.add_argument("--overlong", choices=OVERLONG_POLICIES, default="drop")
     ap.add_argument("--num-proc", type=int, default=1, help="tokenising processes")
     ap.add_argument("--skip-bad-rows", action="store_true", help="report, count and drop invalid rows instead of stopping")

@@ -25,6 +25,8 @@ from typing import Callable
 
 from aiohttp import web
 
+from ..prompts import JUDGE_LETTER_TOKENS
+
 FaultPlan = Callable[[str, int], "str | None"]
 ALWAYS_FAIL_MARKER = "FAIL-ALWAYS"
 
@@ -101,8 +103,8 @@ class FakeOpenAIServer:
     def _judge_answer(self, body: dict) -> dict:
         p_a = fake_p_a(body["messages"])
         top = [
-            {"token": " A", "logprob": math.log(p_a * 0.98)},
-            {"token": " B", "logprob": math.log((1 - p_a) * 0.98)},
+            {"token": JUDGE_LETTER_TOKENS["A"], "logprob": math.log(p_a * 0.98)},
+            {"token": JUDGE_LETTER_TOKENS["B"], "logprob": math.log((1 - p_a) * 0.98)},
             {"token": " C", "logprob": math.log(0.02)},
         ][: body.get("top_logprobs", 3)]
         top.sort(key=lambda e: -e["logprob"])

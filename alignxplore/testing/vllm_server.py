@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..backends.vllm import LOGPROBS_MODE  # vllm itself is only imported when an engine is built
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -34,7 +36,7 @@ class VLLMServer:
                      "--served-model-name", served_name, "--host", "127.0.0.1", "--port", str(self.port),
                      "--dtype", dtype, "--max-model-len", str(max_model_len), "--enforce-eager",
                      # judge log-probs after the allowed_token_ids mask: exact P(A) for any model
-                     "--logprobs-mode", "processed_logprobs", *(extra_args or [])]
+                     "--logprobs-mode", LOGPROBS_MODE, *(extra_args or [])]
         self.log_path = Path(log_path) if log_path else Path(model).parent / f"vllm-serve-{self.port}.log"
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen | None = None
