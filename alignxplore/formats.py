@@ -52,6 +52,43 @@ def validate_triple(obj: Any, where: str, prefix: str = "") -> Record:
     return out
 
 
+# Generation-style sources have no rejected item; the authors' converters filled the slot
+# with this text (FORMATS.md §7).
+NO_NEGATIVE_SAMPLE = "No negative sample."
+
+
+def chat_to_triples(messages: Any, where: str, field: str = "history") -> list[Record]:
+    """Render a chat-message history (HiCUPID, PersonaMem) as behaviour triples.
+
+    Our rule (the authors did not release theirs): each user turn and the assistant reply that
+    follows it become one triple ``{query: user text, chosen: assistant text, rejected:
+    "No negative sample."}``. Consecutive messages of the same role are joined with a newline;
+    system messages are ignored; a reply with no user turn before it gets an empty query; a
+    final user turn with no reply is dropped (the user chose nothing yet).
+    """
+    if not isinstance(messages, list):
+        raise DataError(where, field, f"expected a list of chat messages, got {type(messages).__name__}")
+    triples: list[Record] = []
+    query: list[str] = []
+    reply: list[str] = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            raise DataError(where, f"{field}[{i}]", f"expected a chat message object, got {type(msg).__name__}")
+        role = msg.get("role")
+        content = _require_str(msg, "content", where, f"{field}[{i}].", allow_empty=True)
+        if role == "system":
+            continue
+        if role not in ("user", "assistant"):
+            raise DataError(where, f"{field}[{i}].role", f"expected 'user', 'assistant' or 'system', got {role!r}")
+        if role == "user" and reply:
+            triples.append({"query": "\n".join(query), "chosen": "\n".join(reply), "rejected": NO_NEGATIVE_SAMPLE})
+            query, reply = [], []
+        (query if role == "user" else reply).append(content)
+    if reply:
+        triples.append({"query": "\n".join(query), "chosen": "\n".join(reply), "rejected": NO_NEGATIVE_SAMPLE})
+    return triples
+
+
 def _validate_history(obj: dict, where: str, *, min_len: int = 1) -> list[Record]:
     history = obj.get("history")
     if history is None:

@@ -10,7 +10,10 @@ import json
 import re
 from typing import Iterable, Mapping, Sequence
 
+# The past-summary slot when there is none. Full-history evaluation (the authors'
+# gen_preference.py) wrote it with the double quotes; streaming, SFT and RL without them.
 NO_PAST_SUMMARY = "Not Provided."
+NO_PAST_SUMMARY_QUOTED = '"Not Provided."'
 
 PREFERENCE_SYSTEM = (
     "You are an expert User Preference Analyst. Your sole task is to analyze a user's past "
@@ -21,9 +24,9 @@ PREFERENCE_SYSTEM = (
     "structure."
 )
 
-PREFERENCE_USER = (
-    "Analyze the past preference summary and the following user interaction history to "
-    "summarize the comprehensive user preferences in concise language. If past preferences are "
+PREFERENCE_USER_TEMPLATE = (
+    "Analyze the past preference summary and the following user interaction history {task}. "
+    "If past preferences are "
     "provided, adjust the preferences by combining past preferences with those reflected in "
     "current behavior, removing conflicting parts, and integrating new insights. If no past "
     "preferences are provided, derive the final preferences solely from user behavior. The "
@@ -33,10 +36,28 @@ PREFERENCE_USER = (
     "user's past prefernce summary and the interaction history, summarize the user preferences."
 )
 
+# Two wordings of the user message exist, each used by a stage of the original release
+# (FORMATS.md §2): "eval" (evaluation and SFT) and "rl" (both RL stages; its triple blocks are
+# titled "Tripe", sic). Each wording = (task phrase, triple-block title).
+WORDINGS = {
+    "eval": ("to summarize the comprehensive user preferences in concise language", "Triple"),
+    "rl": ("to summarize the user preferences in as concise language", "Tripe"),
+}
+
 TRIPLE_BLOCK = (
-    "=====Triple {i}=====\n\n*QUERY:*\n {query}\n*****\n*CHOSEN ITEM BY THE USER:*\n{chosen}"
+    "====={title} {i}=====\n\n*QUERY:*\n {query}\n*****\n*CHOSEN ITEM BY THE USER:*\n{chosen}"
     "\n*****\n*REJECTED ITEM BY THE USER:*\n{rejected}"
 )
+
+# Direct baselines put the raw history, wrapped, in the judge's summary slot. The wrapper
+# says "history" for the response-selection sets (with "Tripe" blocks) and "prefernce"
+# (sic) for the recommendation sets (with "Triple" blocks), as the authors' two scripts did.
+DIRECT_BASELINE_WRAPPER = (
+    "The user's {noun} will be provided as a sequence of triples, where each triple is `(QUERY, "
+    "CHOSEN ITEM BY THE USER, REJECTED ITEM BY THE USER)`.\n\n=====Interaction History=====\n"
+    "{triples}\n\n=====END====="
+)
+DIRECT_BASELINE_STYLES = {"selection": ("history", "Tripe"), "recommendation": ("prefernce", "Triple")}
 
 JUDGE_SYSTEM = "Generate a task-specific response."
 
@@ -59,22 +80,58 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 Message = Mapping[str, str]
 
 
-def render_triples(triples: Sequence[Mapping[str, str]]) -> str:
+def render_triples(triples: Sequence[Mapping[str, str]], title: str = "Triple") -> str:
     """Render behaviours as numbered triple blocks (1-based), joined by a blank line."""
     return "\n\n".join(
-        TRIPLE_BLOCK.format(i=i, query=t["query"], chosen=t["chosen"], rejected=t["rejected"])
+        TRIPLE_BLOCK.format(title=title, i=i, query=t["query"], chosen=t["chosen"], rejected=t["rejected"])
         for i, t in enumerate(triples, start=1)
     )
 
 
-def preference_messages(triples: Sequence[Mapping[str, str]], past: str | None = None) -> list[dict]:
+def preference_messages(triples: Sequence[Mapping[str, str]], past: str | None = None, *, wording: str = "eval") -> list[dict]:
     """Chat messages asking the policy for a preference summary.
 
-    ``past`` is the previous summary in streaming mode; ``None`` or empty renders the literal
-    ``Not Provided.`` as in the original prompts.
+    ``past`` fills the past-summary slot verbatim; ``None`` renders ``Not Provided.``. An empty
+    string stays empty: the authors' streaming pass 2 passed an empty pass-1 summary through
+    as is. Prefer the named renderings below, one per stage.
     """
-    user = PREFERENCE_USER.format(past=past if past else NO_PAST_SUMMARY, triples=render_triples(triples))
+    if wording not in WORDINGS:
+        raise ValueError(f"unknown prompt wording {wording!r}; expected one of {sorted(WORDINGS)}")
+    task, title = WORDINGS[wording]
+    user = PREFERENCE_USER_TEMPLATE.format(
+        task=task, past=NO_PAST_SUMMARY if past is None else past, triples=render_triples(triples, title)
+    )
     return [{"role": "system", "content": PREFERENCE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def full_history_messages(triples: Sequence[Mapping[str, str]]) -> list[dict]:
+    """Full-history evaluation: one pass, past slot ``"Not Provided."`` with the quotes."""
+    return preference_messages(triples, NO_PAST_SUMMARY_QUOTED)
+
+
+def streaming_messages(triples: Sequence[Mapping[str, str]], past: str | None = None) -> list[dict]:
+    """Streaming evaluation (pass 1: ``past=None``; pass 2: pass 1's summary, even if empty)
+    and the SFT rows (FORMATS.md §1)."""
+    return preference_messages(triples, past)
+
+
+def rl_messages(triples: Sequence[Mapping[str, str]], past: str | None = None) -> list[dict]:
+    """RL prompts, both stages: stage 1 ``past=None``; stage 2 the picked stage-1 summary.
+
+    The summary goes into the past slot only. (The authors built stage 2 with
+    ``str.replace("Not Provided.", summary)`` on the whole prompt, which also rewrote any
+    behaviour containing that text; rendering the slot avoids that.)
+    """
+    return preference_messages(triples, past, wording="rl")
+
+
+def direct_baseline_summary(triples: Sequence[Mapping[str, str]], style: str) -> str:
+    """What the direct baselines put in the judge's summary slot: the raw history, wrapped.
+    ``style`` is ``selection`` or ``recommendation`` (FORMATS.md §2)."""
+    if style not in DIRECT_BASELINE_STYLES:
+        raise ValueError(f"unknown direct-baseline style {style!r}; expected one of {sorted(DIRECT_BASELINE_STYLES)}")
+    noun, title = DIRECT_BASELINE_STYLES[style]
+    return DIRECT_BASELINE_WRAPPER.format(noun=noun, triples=render_triples(triples, title))
 
 
 def judge_messages(query: str, summary: str, item_a: str, item_b: str) -> list[dict]:
@@ -102,14 +159,18 @@ def extract_summary(response: str) -> str:
     return response.split(THINK_CLOSE)[-1].strip()
 
 
+# The RL reward's format gate, exactly as the authors' reward function (FORMATS.md §4): the
+# response starts with <think>, the thinking is non-empty, and at least one character
+# (whitespace counts) follows </think>.
+_WELL_FORMED_RE = re.compile(r"^<think>.+</think>.+$", re.DOTALL)
+
+
 def is_well_formed(response: str) -> bool:
-    """The RL reward's format gate: exactly one ``<think>``, one ``</think>`` after it,
-    and non-empty text after ``</think>``."""
+    """The RL reward's format gate: exactly one ``<think>`` and one ``</think>``, and the
+    whole response matches ``^<think>.+</think>.+$`` (DOTALL)."""
     if response.count(THINK_OPEN) != 1 or response.count(THINK_CLOSE) != 1:
         return False
-    if response.index(THINK_OPEN) > response.index(THINK_CLOSE):
-        return False
-    return bool(extract_summary(response))
+    return _WELL_FORMED_RE.match(response) is not None
 
 
 _SELECTION_RE = re.compile(r'"selection"\s*:\s*"\s*(?:\[)?\s*Item\s+([AB])\b')

@@ -4,15 +4,20 @@ import json
 import pytest
 
 from alignxplore.backends.base import letter_token_ids, render_generation_prompt, render_judge_prompt
+from alignxplore.formats import NO_NEGATIVE_SAMPLE, DataError, chat_to_triples
 from alignxplore.prompts import (
     JUDGE_ANSWER_PREFIX,
+    direct_baseline_summary,
     extract_summary,
+    full_history_messages,
     history_as_summary,
     is_well_formed,
     judge_messages,
     parse_selection,
     preference_messages,
+    rl_messages,
     sft_completion,
+    streaming_messages,
 )
 
 NEWS = "Please recommend some news to me."
@@ -27,7 +32,57 @@ def golden(fixtures_dir):
 
 def test_preference_prompt_without_past_matches_golden(golden):
     assert preference_messages([T1, T2]) == golden["preference_inference_messages_no_past"]
-    assert preference_messages([T1, T2], past="") == golden["preference_inference_messages_no_past"]
+    assert streaming_messages([T1, T2]) == golden["preference_inference_messages_no_past"]
+
+
+def test_full_history_prompt_quotes_the_empty_past_slot(golden):
+    assert full_history_messages([T1, T2]) == golden["preference_inference_messages_full_history_eval"]
+    assert '\n\n"Not Provided."\n\n' in full_history_messages([T1])[1]["content"]
+
+
+def test_rl_prompt_matches_golden(golden):
+    assert rl_messages([T1, T2]) == golden["preference_inference_messages_rl_no_past"]
+
+
+def test_rl_stage2_fills_only_the_past_slot():
+    # A behaviour that itself contains "Not Provided." must survive: the authors' str.replace
+    # on the whole prompt rewrote it too.
+    tricky = {"query": "q", "chosen": "Price: Not Provided.", "rejected": "r"}
+    user = rl_messages([tricky], past="Likes jazz.")[1]["content"]
+    assert "=====Past Preference Summary=====\n\nLikes jazz.\n\n" in user
+    assert "*CHOSEN ITEM BY THE USER:*\nPrice: Not Provided.\n" in user
+    assert user.count("Not Provided.") == 1
+
+
+def test_empty_pass1_summary_renders_as_empty_string():
+    user = streaming_messages([T2], past="")[1]["content"]
+    assert "=====Past Preference Summary=====\n\n\n\n=====Interaction History=====" in user
+
+
+def test_direct_baseline_wrappers_match_golden(golden):
+    assert direct_baseline_summary([T1, T2], "selection") == golden["direct_baseline_summary_selection"]
+    assert direct_baseline_summary([T1, T2], "recommendation") == golden["direct_baseline_summary_recommendation"]
+    with pytest.raises(ValueError, match="style"):
+        direct_baseline_summary([T1], "generation")
+
+
+def test_chat_history_renders_as_triples_with_filler():
+    msgs = [
+        {"role": "system", "content": "ignored"},
+        {"role": "user", "content": "Hi"},
+        {"role": "user", "content": "I love hiking."},
+        {"role": "assistant", "content": "Nice!"},
+        {"role": "user", "content": "Any trail tips?"},
+        {"role": "assistant", "content": "Start early."},
+        {"role": "assistant", "content": "Bring water."},
+        {"role": "user", "content": "unanswered"},
+    ]
+    assert chat_to_triples(msgs, "f:1") == [
+        {"query": "Hi\nI love hiking.", "chosen": "Nice!", "rejected": NO_NEGATIVE_SAMPLE},
+        {"query": "Any trail tips?", "chosen": "Start early.\nBring water.", "rejected": NO_NEGATIVE_SAMPLE},
+    ]
+    with pytest.raises(DataError, match=r"f:1: history\[0\]\.role"):
+        chat_to_triples([{"role": "tool", "content": "x"}], "f:1")
 
 
 def test_preference_prompt_with_past_matches_golden(golden):
@@ -77,13 +132,17 @@ def test_extract_summary_takes_text_after_last_think_close():
     "text,ok",
     [
         ("<think>\nr\n</think>\n\nsummary", True),
-        ("<think>\nr\n</think>\n\n   ", False),  # nothing after </think>
+        ("<think>\nr\n</think>\n\n   ", True),  # whitespace after </think> counts (the authors' regex)
+        ("<think>r</think>", False),  # nothing after </think>
+        ("<think></think>summary", False),  # empty thinking
+        ("Sure! <think>r</think>s", False),  # leading text
         ("r\n</think>\n\nsummary", False),  # no <think>
         ("<think>a</think><think>b</think>s", False),  # two blocks
         ("</think><think>s", False),  # wrong order
     ],
 )
 def test_format_check(text, ok):
+    """FORMATS.md §4: one <think>, one </think>, and ``^<think>.+</think>.+$`` (DOTALL)."""
     assert is_well_formed(text) is ok
 
 
