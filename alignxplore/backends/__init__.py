@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .base import Backend, Generated, JudgeScore, SamplingConfig
 
-BACKENDS = ("hf", "vllm", "openai")
+BACKENDS = ("hf", "vllm", "openai", "embedding")
 
 
 def load_backend(name: str, model: str, **options) -> Backend:
@@ -22,6 +22,10 @@ def load_backend(name: str, model: str, **options) -> Backend:
         from .openai import OpenAIBackend
 
         return OpenAIBackend(model, **options)
+    if name == "embedding":
+        from .embedding import EmbeddingBackend
+
+        return EmbeddingBackend(model, **options)
     raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
 
 

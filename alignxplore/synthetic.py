@@ -1,0 +1,170 @@
+"""A synthetic preference world for the CPU demo and tests.
+
+Every user has one latent favourite genre. Each behaviour is a (query, chosen, rejected)
+triple: the chosen item is of the favourite genre, the rejected one of another genre; with
+probability ``noise`` the user "misclicks" and the chosen item is of a random other genre.
+Items are short phrases ("A jazz podcast") whose genre words are single Qwen3 tokens, so a
+tiny policy trained from scratch can learn to name the genre within minutes, and a sentence
+encoder (``backends.embedding``) can judge summaries against them.
+
+The world is written in the project's real formats, so every stage reads it unchanged:
+
+* ``sft.jsonl``: two rows per SFT user (first third, no past; second third, past = the
+  first summary), completions ``<think>\\n…\\n</think>\\n\\nThe user prefers {genre}.``;
+* ``rl.jsonl``: ``uid``, ``history``, ``mid_position`` (RL users);
+* ``benchmarks/synth_rec_upi.jsonl`` (recommendation split) and
+  ``benchmarks/synth_sel_upi.jsonl`` (response-selection split) for held-out users, plus the
+  registry ``benchmarks/benchmarks.yaml``;
+* ``summaries/{teacher,other_user,empty}/full/NAME.jsonl``: reference summary files in the
+  generator's output format (the teacher's true preference, another user's, an empty one),
+  which the evaluation scores like any summarizer's output — the demo's sanity rows.
+
+    python -m alignxplore.synthetic --out runs/demo/world --sft-users 256 --rl-users 64 --test-users 64
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .formats import write_jsonl
+from .prompts import sft_completion, streaming_messages
+
+GENRES = ("jazz", "horror", "comedy", "sports", "science", "cooking", "travel", "history")
+NOUNS = ("story", "film", "podcast", "article", "book", "show", "album", "guide")
+REC_QUERY = "Please recommend something to me."
+SEL_QUERIES = ("What should I try tonight?", "Suggest something new for me.", "Any idea for my weekend?")
+
+# name, registry split rule, task
+BENCHMARKS = (("synth_rec", "recommendation", "recommendation"), ("synth_sel", "half", "response_selection"))
+REFERENCE_SUMMARIZERS = ("teacher", "other_user", "empty")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    sft_users: int = 256
+    rl_users: int = 64
+    test_users: int = 64
+    history_len: int = 12
+    noise: float = 0.1
+    seed: int = 0
+
+
+def reference_summary(genre: str) -> str:
+    """What a perfect teacher writes: the latent preference, stated plainly."""
+    return f"The user prefers {genre}."
+
+
+def reference_reasoning(history: list[dict], genre: str) -> str:
+    return f"Most chosen items are {genre}."
+
+
+def _item(style: str, genre: str, noun: str) -> str:
+    return f"A {genre} {noun}" if style == "rec" else f"Here is a {genre} {noun} for you."
+
+
+def _behaviour(rng: random.Random, genre: str, style: str, noise: float) -> dict:
+    others = [g for g in GENRES if g != genre]
+    rejected_genre = rng.choice(others)
+    chosen_genre = genre if rng.random() >= noise else rng.choice([g for g in others if g != rejected_genre])
+    query = REC_QUERY if style == "rec" else rng.choice(SEL_QUERIES)
+    return {
+        "query": query,
+        "chosen": _item(style, chosen_genre, rng.choice(NOUNS)),
+        "rejected": _item(style, rejected_genre, rng.choice(NOUNS)),
+    }
+
+
+def _user(rng: random.Random, uid: str, style: str, cfg: WorldConfig) -> dict:
+    genre = rng.choice(GENRES)
+    history = [_behaviour(rng, genre, style, cfg.noise) for _ in range(cfg.history_len)]
+    target = _behaviour(rng, genre, style, 0.0)  # held-out targets follow the true preference
+    return {"userid": uid, "genre": genre, "history": history, "target": target}
+
+
+def sft_rows(users: list[dict]) -> list[dict]:
+    """Two SFT rows per user, in the SFT stage's input format (FORMATS.md §1)."""
+    rows = []
+    for u in users:
+        h, third = u["history"], len(u["history"]) // 3
+        summary = reference_summary(u["genre"])
+        for part, past in ((h[:third], None), (h[third : 2 * third], summary)):
+            completion = sft_completion(reference_reasoning(part, u["genre"]), summary)
+            rows.append({"prompt": streaming_messages(part, past), "completion": [{"role": "assistant", "content": completion}]})
+    return rows
+
+
+def rl_rows(users: list[dict], rng: random.Random) -> list[dict]:
+    """RL rows: the history plus its target as the last behaviour, ``mid_position`` in [1, L-3]."""
+    rows = []
+    for u in users:
+        history = u["history"] + [u["target"]]
+        mid = rng.randint(max(1, len(history) // 3), len(history) - 3)
+        rows.append({"uid": u["userid"], "history": history, "mid_position": mid})
+    return rows
+
+
+def summary_rows(users: list[dict], summarizer: str) -> list[dict]:
+    """Reference summary files in the generator's output format (full-history mode)."""
+    rows = []
+    for i, u in enumerate(users):
+        if summarizer == "teacher":
+            profile = reference_summary(u["genre"])
+        elif summarizer == "other_user":
+            # the next user with a different genre: a fluent summary of the wrong person
+            other = next(v for v in users[i + 1 :] + users[:i] if v["genre"] != u["genre"])
+            profile = reference_summary(other["genre"])
+        elif summarizer == "empty":
+            profile = ""
+        else:
+            raise ValueError(f"unknown reference summarizer {summarizer!r}; expected one of {REFERENCE_SUMMARIZERS}")
+        rows.append({**u, "raw_prompt": "", "first_response": profile, "profile": profile})
+    return rows
+
+
+def registry_yaml() -> str:
+    lines = ["# The synthetic world's benchmarks (alignxplore/synthetic.py).", "benchmarks:"]
+    for name, split, task in BENCHMARKS:
+        lines.append(f"  - {{name: {name}, file: {name}_upi.jsonl, task: {task}, split: {split}, column: {name}, auc: {str(split == 'recommendation').lower()}}}")
+    return "\n".join(lines) + "\n"
+
+
+def write_world(out: str | Path, cfg: WorldConfig = WorldConfig()) -> dict:
+    """Write every file of the world under ``out``; returns a summary (also ``world.json``)."""
+    out = Path(out)
+    rng = random.Random(cfg.seed)
+    sft_users = [_user(rng, f"sft_{i}", "rec", cfg) for i in range(cfg.sft_users)]
+    rl_users = [_user(rng, f"rl_{i}", "rec", cfg) for i in range(cfg.rl_users)]
+    write_jsonl(out / "sft.jsonl", sft_rows(sft_users))
+    write_jsonl(out / "rl.jsonl", rl_rows(rl_users, rng))
+    tests = {}
+    for name, _, _ in BENCHMARKS:
+        style = "rec" if name == "synth_rec" else "sel"
+        users = [_user(rng, f"{name}_{i}", style, cfg) for i in range(cfg.test_users)]
+        tests[name] = users
+        write_jsonl(out / "benchmarks" / f"{name}_upi.jsonl", users)
+        for summarizer in REFERENCE_SUMMARIZERS:
+            write_jsonl(out / "summaries" / summarizer / "full" / f"{name}_upi.jsonl", summary_rows(users, summarizer))
+    (out / "benchmarks" / "benchmarks.yaml").write_text(registry_yaml())
+    info = {"config": asdict(cfg), "genres": list(GENRES), "files": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())}
+    (out / "world.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="output folder")
+    for f in ("sft_users", "rl_users", "test_users", "history_len", "seed"):
+        p.add_argument("--" + f.replace("_", "-"), type=int, default=getattr(WorldConfig, f))
+    p.add_argument("--noise", type=float, default=WorldConfig.noise, help="probability that a behaviour's chosen item is off-preference")
+    a = p.parse_args(argv)
+    cfg = WorldConfig(a.sft_users, a.rl_users, a.test_users, a.history_len, a.noise, a.seed)
+    info = write_world(a.out, cfg)
+    print(f"wrote {len(info['files'])} files to {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

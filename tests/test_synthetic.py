@@ -1,0 +1,80 @@
+"""The synthetic world (formats every stage reads) and the embedding judge (a real encoder)."""
+import random
+
+import pytest
+
+from alignxplore.backends import load_backend
+from alignxplore.backends.embedding import parse_judge_conversation
+from alignxplore.eval.registry import load_benchmark_rows, load_registry
+from alignxplore.formats import load_jsonl, validate_rl_row, validate_sft_row
+from alignxplore.judge import JudgeItem
+from alignxplore.prompts import judge_messages
+from alignxplore.synthetic import GENRES, REFERENCE_SUMMARIZERS, WorldConfig, write_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("world")
+    write_world(out, WorldConfig(sft_users=6, rl_users=5, test_users=120, seed=3))
+    return out
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return load_backend("embedding", "packaged")
+
+
+def test_world_is_written_in_the_real_formats(world, tokenizer):
+    sft = load_jsonl(world / "sft.jsonl", validate_sft_row)
+    assert len(sft) == 12  # two rows per SFT user
+    assert "Not Provided." in sft[0]["prompt"][1]["content"]
+    assert "The user prefers" in sft[1]["prompt"][1]["content"]  # row 2 carries the past summary
+    assert sft[0]["completion"][0]["content"].startswith("<think>\n")
+    rl = load_jsonl(world / "rl.jsonl", validate_rl_row)
+    assert len(rl) == 5 and all(1 <= r["mid_position"] <= len(r["history"]) - 3 for r in rl)
+    registry = load_registry(world / "benchmarks" / "benchmarks.yaml")
+    assert [b.split for b in registry] == ["recommendation", "half"]
+    for bench in registry:
+        rows = load_benchmark_rows(bench.path(world / "benchmarks"))
+        assert len(rows) == 120
+    # every genre word is one token, so a tiny policy can name it in one step
+    for g in GENRES:
+        assert len(tokenizer.encode(" " + g, add_special_tokens=False)) == 1
+
+
+def test_world_is_seeded(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_world(a, WorldConfig(sft_users=3, rl_users=3, test_users=3, seed=7))
+    write_world(b, WorldConfig(sft_users=3, rl_users=3, test_users=3, seed=7))
+    assert (a / "rl.jsonl").read_text() == (b / "rl.jsonl").read_text()
+    assert (a / "benchmarks" / "synth_sel_upi.jsonl").read_text() == (b / "benchmarks" / "synth_sel_upi.jsonl").read_text()
+
+
+def test_judge_conversation_round_trips():
+    msgs = judge_messages("q?", "likes {jazz}\nand more", "Item one", "Item two")
+    assert parse_judge_conversation(msgs) == {"query": "q?", "summary": "likes {jazz}\nand more", "item_a": "Item one", "item_b": "Item two"}
+    with pytest.raises(ValueError, match="judge conversation"):
+        parse_judge_conversation([{"role": "user", "content": "hello"}])
+
+
+def _accuracy(encoder, rows):
+    rng = random.Random(42)
+    items = [JudgeItem(r["target"]["query"], r["profile"], r["target"]["chosen"], r["target"]["rejected"], rng.randint(0, 1) == 1) for r in rows]
+    scores = encoder.judge([it.messages() for it in items])
+    assert all(abs(s.p_a + s.p_b - 1) < 1e-9 for s in scores)
+    return sum((s.p_a >= 0.5) == it.chosen_is_a for s, it in zip(scores, items)) / len(items)
+
+
+@pytest.mark.parametrize("bench", ["synth_rec", "synth_sel"])
+def test_embedding_judge_sanity_rows(world, encoder, bench):
+    """The stand-in judge reads the summary: the true preference wins, an empty summary is
+    chance, another user's preference is worse than chance."""
+    acc = {s: _accuracy(encoder, load_jsonl(world / "summaries" / s / "full" / f"{bench}_upi.jsonl")) for s in REFERENCE_SUMMARIZERS}
+    assert acc["teacher"] >= 0.9
+    assert 0.38 <= acc["empty"] <= 0.62
+    assert acc["other_user"] < 0.5
+
+
+def test_embedding_backend_does_not_generate(encoder):
+    with pytest.raises(NotImplementedError, match="judge only"):
+        encoder.generate([[{"role": "user", "content": "x"}]], None)
