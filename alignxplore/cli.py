@@ -47,7 +47,10 @@ def git_commit(repo: Path = Path(__file__).resolve().parents[1]) -> str:
 def add_backend_args(ap, prefix: str = "", *, what: str = "model") -> None:
     """Engine options shared by every command that loads a model (``prefix`` e.g. ``judge-``)."""
     g = ap.add_argument_group(f"{what} engine")
-    g.add_argument(f"--{prefix}backend", choices=("hf", "vllm", "openai"), default="hf", help="hf (transformers), vllm (offline engine) or openai (HTTP server)")
+    from .backends import BACKENDS
+
+    g.add_argument(f"--{prefix}backend", choices=BACKENDS, default="hf",
+                   help="hf (transformers), vllm (offline engine), openai (HTTP server) or embedding (a sentence-encoder judge for CPU demos; model 'packaged')")
     g.add_argument(f"--{prefix}model", required=True, help="checkpoint path (hf, vllm) or served model name (openai)")
     g.add_argument(f"--{prefix}tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model replica")
     g.add_argument(f"--{prefix}max-model-len", type=int, default=MAX_MODEL_LEN, help="vllm: context length")
@@ -77,6 +80,8 @@ def backend_from_args(args, prefix: str = ""):
             gpu_memory_utilization=get("gpu_memory_utilization"),
             dtype=get("dtype"),
         )
+    elif name == "embedding":
+        opts = dict(batch_size=get("batch_size"))
     else:
         opts = dict(base_url=get("base_url"), api_key=get("api_key"), concurrency=get("concurrency"), timeout=get("timeout"),
                     max_retries=get("max_retries"), tokenizer=get("tokenizer"))

@@ -146,7 +146,7 @@ def write_world(out: str | Path, cfg: WorldConfig = WorldConfig()) -> dict:
         tests[name] = users
         write_jsonl(out / "benchmarks" / f"{name}_upi.jsonl", users)
         for summarizer in REFERENCE_SUMMARIZERS:
-            write_jsonl(out / "summaries" / summarizer / "full" / f"{name}_upi.jsonl", summary_rows(users, summarizer))
+            write_jsonl(out / "summaries" / summarizer / "full" / f"{name}.jsonl", summary_rows(users, summarizer))
     (out / "benchmarks" / "benchmarks.yaml").write_text(registry_yaml())
     info = {"config": asdict(cfg), "genres": list(GENRES), "files": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())}
     (out / "world.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -69,7 +69,7 @@ def _accuracy(encoder, rows):
 def test_embedding_judge_sanity_rows(world, encoder, bench):
     """The stand-in judge reads the summary: the true preference wins, an empty summary is
     chance, another user's preference is worse than chance."""
-    acc = {s: _accuracy(encoder, load_jsonl(world / "summaries" / s / "full" / f"{bench}_upi.jsonl")) for s in REFERENCE_SUMMARIZERS}
+    acc = {s: _accuracy(encoder, load_jsonl(world / "summaries" / s / "full" / f"{bench}.jsonl")) for s in REFERENCE_SUMMARIZERS}
     assert acc["teacher"] >= 0.9
     assert 0.38 <= acc["empty"] <= 0.62
     assert acc["other_user"] < 0.5
