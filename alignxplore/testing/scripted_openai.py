@@ -19,7 +19,8 @@ data (``tests/fixtures/synth_users.jsonl``):
   attempt (the handler raises; aiohttp answers 500), to test the retry by the next run;
   the base class's ``fault_plan`` still injects transient faults per attempt.
 
-Every request is logged in ``calls`` as ``(kind, messages)``; ``on_request(kind, messages)``
+Every request is logged in ``calls`` as ``(kind, messages)`` (``judge_readouts`` counts the
+teacher-forced ones); ``on_request(kind, messages)``
 (optional) runs first, e.g. to kill a client process at a chosen moment.
 """
 from __future__ import annotations
@@ -69,6 +70,7 @@ class ScriptedOpenAIServer(FakeOpenAIServer):
         self.fail_markers = set(fail_markers or ())
         self.on_request = on_request
         self.calls: list[tuple[str, list[dict]]] = []
+        self.judge_readouts = 0  # teacher-forced (logprobs) requests; the rest were generations
 
     def _enter(self, body: dict) -> tuple[str, list[dict]]:
         messages = [m for m in body["messages"] if m.get("role") != "assistant"]
@@ -84,6 +86,7 @@ class ScriptedOpenAIServer(FakeOpenAIServer):
 
     def _judge_answer(self, body: dict) -> dict:
         kind, messages = self._enter(body)
+        self.judge_readouts += 1
         letter = judge_pick(messages[-1]["content"]) if kind == "judge" else None
         p_a = 0.5 if letter is None else 0.9 if letter == "A" else 0.1
         top = [{"token": JUDGE_LETTER_TOKENS["A"], "logprob": math.log(p_a)},
