@@ -60,7 +60,7 @@ def load_stage_input(stage: int, users: str | None, work_dir: str | Path) -> tup
 
 
 def run_stage(stage: int, users: list[dict], backend: Backend, config: SynthConfig, work_dir: str | Path,
-              chunk_size: int = 256, source: str = "") -> dict:
+              chunk_size: int = 1000, source: str = "") -> dict:
     """Run (or resume) one stage over ``users``; returns the summary (also written to disk)."""
     out_path, summary_path = stage_paths(work_dir, stage)
     sink = ResumableJsonl(out_path, key=lambda r: r["uid"])
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--work-dir", required=True, help="stage outputs and summaries go here")
         if stage == 1:
             p.add_argument("--users", required=True, help="scored user rows (JSONL): uid + behaviors with logprob1")
-        p.add_argument("--chunk-size", type=int, default=256, help="users per batch of calls; the unit of resumption")
+        p.add_argument("--chunk-size", type=int, default=1000, help="users per batch of calls (the authors: 1000); the unit of resumption")
         r, t = TargetRule(), SynthConfig()
         k = p.add_argument_group("filters (the authors' defaults)")
         k.add_argument("--min-target-prob", type=float, default=r.min_target_prob, help="candidate if exp(logprob1) > this")
