@@ -232,3 +232,24 @@ def test_output_prepares_and_trains_with_the_sft_stage(run, tmp_path, tiny_model
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
     assert state["global_step"] == 2 and len(losses) == 2 and all(math.isfinite(x) for x in losses)
     assert (out / "final").is_dir()
+
+
+def test_prompt_budget_skips_users_instead_of_failing_the_batch(tmp_path, fixtures_dir, tokenizer):
+    from alignxplore.backends.base import count_tokens
+    from alignxplore.prompts import synth_teacher_messages
+
+    users = {u["uid"]: u for u in load_jsonl(fixtures_dir / "synth_users.jsonl")}
+    def longest(uid, n):  # teacher prompt of the user's first n behaviours with a long target
+        t = users[uid]["behaviors"][n]
+        return count_tokens(tokenizer, synth_teacher_messages(users[uid]["behaviors"][:n], t["query"], t["chosen"], t["rejected"]))
+    alice, judy = longest("alice", 5), longest("judy", 7)  # judy's thirds are 7 long, alice's 5
+    assert alice + 20 < judy
+    with ScriptedOpenAIServer() as server:
+        summary = run_stage(server, 1, tmp_path, str(fixtures_dir / "synth_users.jsonl"), max_prompt_tokens=alice + 10)
+    s1 = records(tmp_path / "stage1.jsonl")
+    # judy: her teacher prompts are over budget, nothing was sent
+    assert s1["judy"]["reason"] == "prompt_too_long" and not any("response" in c for c in s1["judy"]["candidates_1"])
+    # alice: teacher prompts fit, the merge prompt (5 pairs + the long system text) does not
+    assert s1["alice"]["reason"] == "prompt_too_long" and all(c["judge"]["correct"] for c in s1["alice"]["candidates_1"])
+    assert "merge_output_1" not in s1["alice"]
+    assert summary["kept"] == 0 and summary["config"]["max_prompt_tokens"] == alice + 10

@@ -114,6 +114,7 @@ def _summary(stage, users, sink, config, counts, failed, done_before, source, ou
                    "min_candidates": config.rule.min_candidates, "max_behaviors": config.rule.max_behaviors,
                    "min_third": config.rule.min_third, "unscored_as_candidates": config.rule.unscored_as_candidates,
                    "min_kept": config.min_kept, "min_rejudge": config.min_rejudge, "judge_mode": config.judge_mode,
+                   "max_prompt_tokens": config.max_prompt_tokens,
                    "seed": config.seed, "sampling": config.sampling.as_dict()},
     }
 
@@ -145,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         k.add_argument("--unscored-as-candidates", action="store_true", help="users without any logprob1: every behaviour is a candidate")
         k.add_argument("--min-kept", type=int, default=t.min_kept, help="candidates the judge must confirm")
         k.add_argument("--min-rejudge", type=float, default=t.min_rejudge, help="share of kept targets the merged summary must get right")
+        k.add_argument("--max-prompt-tokens", type=int, default=None,
+                       help="skip users whose teacher or merge prompt is longer (default: no limit, as the authors)")
         k.add_argument("--judge-mode", choices=JUDGE_MODES, default=t.judge_mode,
                        help="forced: argmax of the teacher-forced P(A)/P(B); sampled: the authors' sampled JSON answer")
         s = p.add_argument_group("teacher sampling (the authors' values)")
@@ -165,7 +168,7 @@ def config_from_args(args) -> SynthConfig:
     rule = TargetRule(args.max_behaviors, args.min_third, args.min_target_prob, args.max_targets, args.min_candidates,
                       args.unscored_as_candidates)
     sampling = SamplingConfig(args.temperature, args.top_k, args.top_p, args.max_new_tokens, args.seed)
-    return SynthConfig(rule, args.min_kept, args.min_rejudge, args.judge_mode, args.seed, sampling)
+    return SynthConfig(rule, args.min_kept, args.min_rejudge, args.judge_mode, args.seed, args.max_prompt_tokens, sampling)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,9 @@ Decisions where the authors' code is silent or unusable:
   renders the same prompts.
 * A teacher answer without a complete ``<think>...</think>`` block or with an empty summary is
   dropped before judging (counted); an unparseable merge drops the user (counted).
+* ``max_prompt_tokens`` (off by default, as in the authors' runs): a user whose teacher or
+  merge prompt is longer is skipped (``prompt_too_long``) instead of failing the engine's
+  whole batch (vLLM offline) or every retry (a server's HTTP 400).
 * A user any of whose calls failed over HTTP is left out of the chunk's records, so the next
   run of the same command retries it from the start of the stage.
 """
@@ -42,7 +45,8 @@ from .synth_users import TargetRule, is_scored, pick_targets, split_thirds
 
 Record = dict[str, Any]
 JUDGE_MODES = ("forced", "sampled")
-SKIP_REASONS = ("too_short", "no_scores", "too_few_candidates", "too_few_confirmed", "merge_malformed", "rejudge_failed")
+SKIP_REASONS = ("too_short", "no_scores", "too_few_candidates", "prompt_too_long", "too_few_confirmed", "merge_malformed",
+                "rejudge_failed")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class SynthConfig:
     min_rejudge: float = 0.8
     judge_mode: str = "forced"
     seed: int = 42
+    max_prompt_tokens: int | None = None  # skip users whose teacher or merge prompt is longer
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def __post_init__(self):
@@ -127,14 +132,22 @@ class StageRunner:
                                     "teacher_a_is_chosen": flips[0], "_judge_flip": flips[1], "_rejudge_flip": flips[2]})
         return work
 
+    def _too_long(self, conv: list[dict], enable_thinking: bool) -> bool:
+        budget = self.cfg.max_prompt_tokens
+        return budget is not None and self.backend.count_prompt_tokens(conv, enable_thinking=enable_thinking) > budget
+
     # -- the four calls ----------------------------------------------------------------------
     def _teacher(self, works: list[_Work], counts: Counter) -> None:
+        for w in works:
+            if w.live:
+                for c in w.candidates:
+                    t = c["target"]
+                    a, b = (t["chosen"], t["rejected"]) if c["teacher_a_is_chosen"] else (t["rejected"], t["chosen"])
+                    c["_conv"] = synth_teacher_messages(w.history, t["query"], a, b, past=w.past)
+                if any(self._too_long(c["_conv"], True) for c in w.candidates):
+                    w.reason = "prompt_too_long"
         jobs = [(w, c) for w in works if w.live for c in w.candidates]
-        convs = []
-        for w, c in jobs:
-            t = c["target"]
-            a, b = (t["chosen"], t["rejected"]) if c["teacher_a_is_chosen"] else (t["rejected"], t["chosen"])
-            convs.append(synth_teacher_messages(w.history, t["query"], a, b, past=w.past))
+        convs = [c["_conv"] for _, c in jobs]
         outs = self.backend.generate(convs, self.cfg.sampling, enable_thinking=True) if convs else []
         counts["calls_teacher"] += len(convs)
         for (w, c), out in zip(jobs, outs):
@@ -190,8 +203,13 @@ class StageRunner:
                     w.reason = "too_few_confirmed"
 
     def _merge(self, works: list[_Work], counts: Counter) -> None:
+        for w in works:
+            if w.live:
+                w.merge["conv"] = synth_merge_messages([synth_pair(c["reasoning"], c["preference"]) for c in _kept(w)])
+                if self._too_long(w.merge["conv"], False):
+                    w.reason = "prompt_too_long"
         live = [w for w in works if w.live]
-        convs = [synth_merge_messages([synth_pair(c["reasoning"], c["preference"]) for c in _kept(w)]) for w in live]
+        convs = [w.merge.pop("conv") for w in live]
         outs = self.backend.generate(convs, self.cfg.sampling, enable_thinking=False) if convs else []
         counts["calls_merge"] += len(convs)
         for w, out in zip(live, outs):
@@ -236,7 +254,7 @@ class StageRunner:
         rec = dict(w.base)
         rec.update(stage=s, status="skipped" if w.reason else "kept", reason=w.reason)
         rec[f"candidates_{s}"] = [{k: v for k, v in c.items() if not k.startswith("_")} for c in w.candidates]
-        if w.merge:
+        if "output" in w.merge:
             rec[f"merge_output_{s}"] = w.merge["output"]
             rec[f"rejudge_{s}"] = [w.merge.get("rejudge_correct"), w.merge.get("rejudge_total")]
         if w.reason is None:
