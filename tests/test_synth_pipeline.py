@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from alignxplore.backends.base import SamplingConfig
 from alignxplore.backends.openai import OpenAIBackend
 from alignxplore.data import synth
 from alignxplore.data.synth_stage import SynthConfig
@@ -215,12 +216,13 @@ def _free_port():
 
 @pytest.mark.slow
 def test_output_prepares_and_trains_with_the_sft_stage(run, tmp_path, tiny_model_dir):
+    """The SFT stage's own preparation (`prepare()`, what `python -m alignxplore.sft.prepare`
+    runs) then `python -m alignxplore.sft.train` on the tiny Qwen3, as tests/test_sft.py does."""
     from alignxplore.sft.prepare import prepare
 
-    prepared = tmp_path / "prepared"
+    prepared, out = tmp_path / "prepared", tmp_path / "out"
     summary = prepare(run["work"] / "sft.jsonl", tiny_model_dir, prepared, max_length=2048)
     assert summary["rows_read"] == summary["rows_kept"] == 6
-    out = tmp_path / "out"
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "alignxplore.sft.train", "--model_name_or_path", tiny_model_dir,
                            "--dataset_path", str(prepared), "--output_dir", str(out), "--per_device_train_batch_size", "2",
@@ -232,6 +234,21 @@ def test_output_prepares_and_trains_with_the_sft_stage(run, tmp_path, tiny_model
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
     assert state["global_step"] == 2 and len(losses) == 2 and all(math.isfinite(x) for x in losses)
     assert (out / "final").is_dir()
+
+
+def test_offline_engine_path_on_the_tiny_model(tmp_path, fixtures_dir, hf_backend):
+    """The same stage on the hf backend (the vLLM offline path's interface, no HTTP). The tiny
+    model has random weights, so its answers have no think block: every candidate is counted as
+    a malformed teacher answer and the user is dropped before judging."""
+    src = tmp_path / "users.jsonl"
+    src.write_text((fixtures_dir / "synth_users.jsonl").read_text().splitlines()[0] + "\n")
+    rows, source = synth.load_stage_input(1, str(src), tmp_path)
+    config = SynthConfig(sampling=SamplingConfig(max_new_tokens=8))
+    summary = synth.run_stage(1, rows, hf_backend, config, tmp_path, source=source)
+    rec = records(tmp_path / "stage1.jsonl")["alice"]
+    assert rec["reason"] == "too_few_confirmed" and len(rec["candidates_1"]) == 5
+    assert all(isinstance(c["response"], str) and c["teacher_ok"] is False for c in rec["candidates_1"])
+    assert summary["candidates"]["teacher_malformed"] == 5 and summary["this_run"]["calls_teacher"] == 5
 
 
 def test_prompt_budget_skips_users_instead_of_failing_the_batch(tmp_path, fixtures_dir, tokenizer):
