@@ -17,14 +17,17 @@ def test_launchers_make_sft_rows(tmp_path, fixtures_dir):
                USERS=str(fixtures_dir / "synth_users.jsonl"), WORK_DIR=str(tmp_path), OUT=str(tmp_path / "sft" / "sft.jsonl"),
                BACKEND="openai", MODEL="teacher", CHUNK_SIZE="3")
 
-    def launch(script, *extra):
+    def launch(script, *extra, rc=0):
         proc = subprocess.run(["bash", str(ROOT / "sft" / script), *extra], env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.returncode == rc, proc.stderr[-3000:]
         return proc
 
-    with ScriptedOpenAIServer() as server:
+    with ScriptedOpenAIServer(fail_markers={"ivan"}) as server:
         env["BASE_URL"] = server.base_url
         # the sampled judge needs no tokenizer in these short-lived processes
+        proc = launch("synth_stage1.sh", "--judge-mode", "sampled", "--max-retries", "0", rc=3)
+        assert "1 user(s) failed over HTTP; rerun the same command to retry them" in proc.stderr
+        server.fail_markers.clear()
         launch("synth_stage1.sh", "--judge-mode", "sampled")
         launch("synth_stage2.sh", "--judge-mode", "sampled", "--min-kept", "4")
     launch("synth_postprocess.sh")
