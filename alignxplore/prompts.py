@@ -192,3 +192,128 @@ def parse_selection(text: str) -> str | None:
 def history_as_summary(triples: Iterable[Mapping[str, str]]) -> str:
     """The "direct" baselines put the rendered raw history where the summary would go."""
     return render_triples(list(triples))
+
+
+# ==========================================================================================
+# SFT DATA SYNTHESIS PROMPTS (issue 10) — teacher, filtering judge, merge.
+# Byte for byte as the authors' sft/stage1.py and sft/stage2.py rendered them, quirks kept:
+# "====Past Preference Summary=====" (four "=" on the left), the past slot in double quotes
+# (stage 1: "Not Provided."), the filtering judge ending after "</Item B>\n\n" (no "Now,
+# ONLY output..." sentence), the merge prompt's "Preferenc Summary" and its indented system
+# text. Checked by tests/test_synth_prompts.py against tests/fixtures/synth_prompts.json.
+# Everything in this section is used only by alignxplore/data/synth*.py.
+# ==========================================================================================
+
+SYNTH_TEACHER_USER = (
+    "Analyze the past preference summary, the following user interaction history, and the provided target "
+    "triple to summarize the comprehensive user preferences in concise language. If past preferences are "
+    "provided, adjust the preferences by combining past preferences with those reflected in current behavior, "
+    "removing conflicting parts, and integrating new insights. If no past preferences are provided, derive the "
+    "final preferences solely from user behavior.\nThe user's history will be provided as a sequence of "
+    "triples, where each triple is `(QUERY, CHOSEN ITEM BY THE USER, REJECTED ITEM BY THE USER)`. When "
+    "resolving conflicts between chosen and rejected items in the interaction history, always give priority to "
+    "the preference associated with chosen items.\nThe target triple is a test triple in the format `(QUERY, "
+    "ITEM A, ITEM B)`. Use the target triple as a guiding example to ensure the summarized preferences are "
+    "aligned with distinguishing characteristics relevant to the target triple, but do not directly predict "
+    "positive or negative samples to ensure generalizability.\n====Past Preference Summary=====\n\"{past}\"\n\n"
+    "=====Interaction History=====\n{triples}\n\n=====Target Triple=====\n*QUERY:*\n {tquery}\n*****\n"
+    "*ITEM A:*\n{item_a}\n*****\n*ITEM B:*\n{item_b}\n\n=====END=====\n\nNow, given the above user's past "
+    "preference summary, the interaction history, and the target triple, summarize the user preferences and DO "
+    "NOT make any prediction or classification about which item in the Target Triple is positive or negative "
+    "during the preference summarization."
+)
+
+# The filtering judge: the downstream judge's prompt minus its last sentence.
+SYNTH_JUDGE_USER = (
+    "Determine which response the user prefers based on the user's preferences. Please output "
+    'your selection below in a json format by filling in the placeholders in []:{{"selection": '
+    '"[Item A / Item B]"}}\n<Prompt>\n{query}\n</Prompt>\n\n<Preference>\n{preference}</Preference>'
+    "\n\n<Item A>\n{item_a}\n</Item A>\n\n<Item B>\n{item_b}\n</Item B>\n\n"
+)
+
+SYNTH_MERGE_SYSTEM = (
+    "You are an expert information synthesizer. Your task is to merge multiple \"Reasoning-Preference\" pairs "
+    "(separated by `|PreferenceSEP|`), which were all generated from the same source data, into one "
+    "comprehensive, non-redundant pair, while faithfully preserving the narrative style of the original "
+    "reasoning and preference.\n\n    **Final Output Format:**\n    The output MUST include two parts "
+    "separated by `|PreferenceSEP|`.\n    1.  **Merged Reasoning Process**: The merged, comprehensive, "
+    "non-redundant reasoning process.\n    2.  **Merged Preference Summary**: The merged, comprehensive, "
+    "non-redundant preference summary.\n\n    Your merging principle is **informational set union**. Think of "
+    "it this way:\n    - **Completeness is your top priority.** You MUST preserve every unique detail, reason, "
+    "and preference from ALL inputs. The final merged reasoning process or preference should be **more "
+    "comprehensive and information-rich** than any single input it was created from. No unique information "
+    "should be lost.\n    - **Deduplication is mandatory.** If the exact same point or idea or dimension is "
+    "mentioned in multiple inputs (even with slightly different wording), it must appear only **once** in the "
+    "final output. Eliminate all redundancy.\n\n    Follow these strict rules:\n    1.  **Merge, Don't "
+    "Summarize**: Your goal is to create a complete union of information, not a high-level summary. Retain "
+    "specific examples and nuances.\n    2.  **No Invention**: Do not add any information or make any "
+    "assumptions that are not explicitly stated in the provided inputs.\n    3. Do not include any headers, "
+    "introductory phrases, or explanations in your response."
+)
+
+SYNTH_MERGE_USER = (
+    "Your task is to merge multiple \"Reasoning-Preference\" pairs (separated by `|PreferenceSEP|`), which were "
+    "all generated from the same source data, into one comprehensive, non-redundant pair, while faithfully "
+    "preserving the **narrative style** of the original reasoning and preference.\n\nHere are {n} "
+    "\"Reasoning-Preference\" pairs generated from the same user history.\n\n=====Reasoning and Preference "
+    "List=====\n{pairs}\n=====END=====\n\nNow, apply the **informational set union** principle to merge these "
+    "pairs. Your final output must be a single, maximally detailed, and non-redundant \"Reasoning-Preference\" "
+    "pair, following the specified format."
+)
+SYNTH_MERGE_PAIR = "**Reasoning process and Preferenc Summary {i}:**\n{pair}"
+PREFERENCE_SEP = "|PreferenceSEP|"
+
+
+def synth_teacher_messages(triples: Sequence[Mapping[str, str]], target_query: str, item_a: str, item_b: str,
+                           past: str | None = None) -> list[dict]:
+    """Teacher prompt (thinking on): history blocks, the target as a guiding triple with its two
+    items as ITEM A / ITEM B (the caller decides the order), the past slot quoted (``None``:
+    ``"Not Provided."``, stage 1; stage 2: the stage-1 merged summary)."""
+    user = SYNTH_TEACHER_USER.format(
+        past=NO_PAST_SUMMARY if past is None else past, triples=render_triples(triples),
+        tquery=target_query, item_a=item_a, item_b=item_b,
+    )
+    return [{"role": "system", "content": PREFERENCE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def synth_judge_messages(query: str, preference: str, item_a: str, item_b: str) -> list[dict]:
+    """Filtering judge prompt (thinking off): does ``preference`` pick the right item?"""
+    user = SYNTH_JUDGE_USER.format(query=query, preference=preference, item_a=item_a, item_b=item_b)
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def synth_pair(reasoning: str, preference: str) -> str:
+    """One kept teacher answer as the merge prompt lists it (the authors' ``raw`` field)."""
+    return f"{reasoning}\n{PREFERENCE_SEP}\n\n{preference}"
+
+
+def synth_merge_messages(pairs: Sequence[str]) -> list[dict]:
+    """Merge prompt (thinking off) over the kept pairs (:func:`synth_pair`), numbered from 1."""
+    listed = "\n\n".join(SYNTH_MERGE_PAIR.format(i=i, pair=p) for i, p in enumerate(pairs, start=1))
+    user = SYNTH_MERGE_USER.format(n=len(pairs), pairs=listed)
+    return [{"role": "system", "content": SYNTH_MERGE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def extract_reasoning(response: str) -> str | None:
+    """The teacher's reasoning: the text between ``<think>`` and the first ``</think>`` after
+    it, stripped (the authors' ``strip("<think>")`` removed a character set, eating letters).
+    None when the response has no complete think block."""
+    start = response.find(THINK_OPEN)
+    if start < 0:
+        return None
+    end = response.find(THINK_CLOSE, start + len(THINK_OPEN))
+    return None if end < 0 else response[start + len(THINK_OPEN):end].strip()
+
+
+def split_merge_output(text: str) -> tuple[str, str] | None:
+    """(merged reasoning, merged summary) from a merge answer, or None when malformed: the
+    answer must hold exactly one ``|PreferenceSEP|`` with non-empty text on both sides. A
+    leading think block (a server that ignored ``enable_thinking=False``) is dropped first."""
+    if THINK_CLOSE in text:
+        text = text.split(THINK_CLOSE)[-1]
+    parts = text.split(PREFERENCE_SEP)
+    if len(parts) != 2:
+        return None
+    reasoning, summary = parts[0].strip(), parts[1].strip()
+    return (reasoning, summary) if reasoning and summary else None
+# ==================================== END SFT DATA SYNTHESIS PROMPTS =======================
