@@ -1,0 +1,1 @@
+"""Data preparation: behaviour scorer, scoring, pruning into RL rows, raw-dataset converters, noisy sets."""
