@@ -185,3 +185,20 @@ def test_command_line_error_has_no_traceback(tmp_path):
                           capture_output=True, text=True, env=dict(os.environ), cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "timestamp: missing column" in proc.stderr
+
+
+def test_local_hub_copies_parquet_and_save_to_disk(tmp_path):
+    """A local copy of a hub dataset (parquet under data/) or a datasets.save_to_disk folder
+    reads the same rows as the JSON-lines file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    rows = [json.loads(line) for line in (RAW / "alignx/alignx.jsonl").read_text().splitlines()]
+    (tmp_path / "hub/data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "hub/data/train-00000-of-00001.parquet")
+    Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    expected, _ = selection.alignx_benchmark(RAW / "alignx/alignx.jsonl")
+    for folder in (tmp_path / "hub", tmp_path / "saved"):
+        got, _ = selection.alignx_benchmark(folder)
+        assert [(r["userid"], r["history"], r["target"]) for r in got] == [(r["userid"], r["history"], r["target"]) for r in expected]

@@ -37,7 +37,7 @@ from .scorer_text import LAST_BEHAVIOURS, SCORING_MAX_LENGTH, SEED, EncodedUser,
 log = logging.getLogger("alignxplore.data.scoring")
 
 
-def load_model(path: str, device: str, dtype: str = "auto"):
+def load_model(path: str, device: str, dtype: str = "auto", attn_implementation: str = "sdpa"):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -46,7 +46,7 @@ def load_model(path: str, device: str, dtype: str = "auto"):
     except OSError as err:
         raise DataError(path, "model", f"cannot load a tokenizer ({str(err).splitlines()[0]})") from None
     torch_dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32, "bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[dtype]
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, attn_implementation="sdpa").to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, attn_implementation=attn_implementation).to(device).eval()
     return model, tokenizer
 
 
@@ -141,9 +141,9 @@ def score(args) -> dict:
     empty = sum(1 for r in rows if not r["behaviors"])
     todo = [r for r in rows if r["behaviors"] and str(r["uid"]) not in out]
     log.info("rank %d/%d on %s: %d users, %d already scored, %d without behaviours (skipped)", rank, world, device, len(rows), len(rows) - len(todo) - empty, empty)
-    models = [("logprob1", *load_model(args.model, device, args.dtype))]
+    models = [("logprob1", *load_model(args.model, device, args.dtype, args.attn_implementation))]
     if args.weak_model:
-        models.append(("logprob2", *load_model(args.weak_model, device, args.dtype)))
+        models.append(("logprob2", *load_model(args.weak_model, device, args.dtype, args.attn_implementation)))
     letter_ids = {name: letter_token_ids(tok) for name, _, tok in models}
     pads = {name: tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id for name, _, tok in models}
     n_behaviours = 0
@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-batch-tokens", type=int, default=65536, help="padded tokens per forward pass")
     ap.add_argument("--chunk-users", type=int, default=1024, help="users tokenised at a time")
     ap.add_argument("--dtype", choices=("auto", "bf16", "fp16", "fp32"), default="auto", help="auto: bf16 on GPU, fp32 on CPU")
+    ap.add_argument("--attn-implementation", default="sdpa", help="sdpa, or flash_attention_2 where installed (right padding is fine for both)")
     ap.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK when CUDA is available, else cpu")
     ap.add_argument("--rank", type=int, default=0, help="this process's shard (default $RANK, set by torchrun)")
     ap.add_argument("--world-size", type=int, default=1, help="number of shards (default $WORLD_SIZE)")

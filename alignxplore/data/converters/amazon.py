@@ -46,6 +46,8 @@ def convert(reviews: Path, meta: Path, *, min_interactions: int = 17, test_fract
     by_user: dict[str, list[tuple[int, str]]] = {}
     for where, row in json_lines(reviews):
         require(row, ("reviewerID", "asin", "unixReviewTime"), where)
+        if not isinstance(row["asin"], str):
+            raise DataError(where, "asin", f"expected a string, got {type(row['asin']).__name__}")
         if row["asin"] not in items:
             skips.add("review of an item missing from the metadata")
             continue

@@ -70,7 +70,14 @@ def records(path: Path) -> Iterator[tuple[str, dict]]:
     or a folder of them (sorted by name). Nothing is downloaded."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".json", ".parquet") or p.name.endswith((".jsonl.gz", ".json.gz")))
+        if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():  # datasets.save_to_disk
+            from datasets import load_from_disk
+
+            for i, row in enumerate(load_from_disk(str(path))):
+                yield f"{path}:row {i}", row
+            return
+        # a local copy of a hub dataset: data files anywhere below (e.g. data/train-00000-of-00001.parquet)
+        files = sorted(p for p in path.rglob("*") if p.is_file() and (p.suffix in (".jsonl", ".json", ".parquet") or p.name.endswith((".jsonl.gz", ".json.gz"))))
         if not files:
             raise DataError(str(path), None, "no .jsonl/.json/.parquet files in this folder")
         for f in files:

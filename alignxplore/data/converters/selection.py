@@ -104,6 +104,8 @@ def personamem_benchmark(path: Path, *, seed: int = SEED, history_format: str = 
         wrong = row["incorrect_answers"]
         if isinstance(wrong, str):
             wrong = [wrong]
+        if not isinstance(wrong, list):
+            raise DataError(where, "incorrect_answers", f"expected a list of answers, got {type(wrong).__name__}")
         if not history or not wrong:
             skips.add("row without a conversation snippet" if not history else "row without an incorrect answer")
             continue
@@ -139,6 +141,8 @@ def hicupid_benchmark(qa: Path, dialogues: Path, *, history_format: str = "messa
             skips.add("qa row not of type persona")
     for qa_index, (where, row) in enumerate(persona_rows):
         dids = row["dialogue_id"] if isinstance(row["dialogue_id"], list) else [row["dialogue_id"]]
+        if not all(isinstance(d, (str, int)) for d in dids):
+            raise DataError(where, "dialogue_id", "expected an id or a list of ids")
         history = []
         for did in dids:
             if did not in dlg:
@@ -150,7 +154,10 @@ def hicupid_benchmark(qa: Path, dialogues: Path, *, history_format: str = "messa
             continue
         meta = row["metadata"]
         if isinstance(meta, str):
-            meta = json.loads(meta)
+            try:
+                meta = json.loads(meta)
+            except json.JSONDecodeError:
+                raise DataError(where, "metadata", "a string that is not JSON") from None
         persona = (meta or {}).get("persona") if isinstance(meta, dict) else None
         if not isinstance(persona, dict) or "relation" not in persona or "entity" not in persona:
             raise DataError(where, "metadata.persona", "missing relation/entity")
