@@ -125,18 +125,19 @@ def test_bad_user_rows_are_one_line_errors(tmp_path, tiny_model_dir):
 
 
 @pytest.mark.gpu
-def test_cuda_bf16_scoring_matches_cpu_reference(users_file, tiny_model_dir, tmp_path):
-    """On a GPU node (`pytest -m gpu`): the default CUDA path (bf16, device cuda:LOCAL_RANK)
-    gives the CPU fp32 per-behaviour reference within bf16 precision."""
+@pytest.mark.parametrize("dtype, tolerance", [("fp32", 1e-3), ("auto", 0.1)])
+def test_cuda_scoring_matches_cpu_reference(users_file, tiny_model_dir, tmp_path, dtype, tolerance):
+    """On a GPU node (`pytest -m gpu`): the CUDA path (device cuda:LOCAL_RANK; fp32 tight, the
+    default bf16 within its precision) gives the CPU fp32 per-behaviour reference."""
     import torch
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     out = tmp_path / "gpu.jsonl"
-    argv = ["--users", str(users_file), "--model", tiny_model_dir, "--out", str(out), "--batch-size", "2"]
+    argv = ["--users", str(users_file), "--model", tiny_model_dir, "--out", str(out), "--batch-size", "2", "--dtype", dtype]
     scoring.score(scoring.build_parser().parse_args(argv))
     got = read(out)
     for row in USERS:
         if row["behaviors"]:
             _, ref = reference(tiny_model_dir, row)
-            assert [s["logprob1"] for s in got[str(row["uid"])]["scores"]] == pytest.approx(ref, abs=0.05)
+            assert [s["logprob1"] for s in got[str(row["uid"])]["scores"]] == pytest.approx(ref, abs=tolerance)
