@@ -51,6 +51,8 @@ def test_ratio_capped_by_the_donor_and_next_user():
     out = noise.make_noisy(base, None, mode="append", ratio=2.0, seed=1, source_name=noise.NEXT_USER)
     assert [r["noise"]["from_user"] for r in out] == ["u1", "u2", "u0"]
     assert [r["noise"]["inserted"] for r in out] == [5, 6, 4]  # min(2 * own, donor's length)
+    pairs = noise.make_noisy(base_rows(5, 4), None, mode="prepend", ratio=0.5, seed=1, source_name=noise.NEXT_USER_PAIRS)
+    assert [(r["userid"], r["noise"]["from_user"]) for r in pairs] == [("u0", "u1"), ("u2", "u3")]  # the authors' HiCUPID pairing
 
 
 def chat_row(uid, turns):
@@ -75,7 +77,7 @@ def test_registered_noisy_sets_load_in_the_evaluation(tmp_path, bench_dir):
     registry = load_registry(ROOT / "eval/benchmarks_noisy.yaml")
     commands = {
         "alignx_movielens_interleave_75": ["--base", bench_dir / "alignx_upi.jsonl", "--source", bench_dir / "movielens_upi.jsonl", "--mode", "interleave", "--ratio", "0.75"],
-        **{f"hicupid_next_user_{m}_50": ["--base", bench_dir / "hicupid_upi.jsonl", "--source", "next-user", "--mode", m, "--ratio", "0.5"] for m in noise.MODES},
+        **{f"hicupid_next_user_{m}_50": ["--base", bench_dir / "hicupid_upi.jsonl", "--source", "next-user-pairs", "--mode", m, "--ratio", "0.5"] for m in noise.MODES},
     }
     assert sorted(b.name for b in registry) == sorted(commands)
     for bench in registry:

@@ -5,7 +5,7 @@
         --source data/benchmark/movielens_upi.jsonl --mode interleave --ratio 0.75 \\
         --out data/benchmark/alignx_movielens_interleave_75_upi.jsonl
     # HiCUPID users with 50% of the next user's history appended / prepended / interleaved
-    python -m alignxplore.data.noise --base data/benchmark/hicupid_upi.jsonl --source next-user \\
+    python -m alignxplore.data.noise --base data/benchmark/hicupid_upi.jsonl --source next-user-pairs \\
         --mode append --ratio 0.5 --out data/benchmark/hicupid_next_user_append_50_upi.jsonl
 
 Per user: ``k = min(⌊len(history) · ratio⌋, len(noise user's history))`` behaviours are drawn
@@ -16,7 +16,9 @@ behaviours and the noise keep their relative order). The target and every other 
 
 Noise users: with ``--source FILE``, user i of the base takes user ``i mod n`` of FILE (the
 authors zipped the two files, dropping base users beyond the shorter one); with
-``--source next-user``, user i takes user ``i + 1`` of the base itself (the last takes the first).
+``--source next-user``, user i takes user ``i + 1`` of the base itself (the last takes the first);
+with ``--source next-user-pairs`` (the authors' HiCUPID sets), users 0, 2, 4, … take users
+1, 3, 5, … and the odd users are left out (half the users).
 
 Chat-message histories (HiCUPID, PersonaMem) are handled in turns: a user message with the
 messages that follow it up to the next user message is one behaviour, so noise never splits a
@@ -37,6 +39,7 @@ from ..formats import DataError, read_jsonl, write_jsonl
 
 MODES = ("append", "prepend", "interleave")
 NEXT_USER = "next-user"
+NEXT_USER_PAIRS = "next-user-pairs"
 
 
 def is_chat(history: list) -> bool:
@@ -76,13 +79,16 @@ def make_noisy(base: list[dict], source: list[dict] | None, *, mode: str, ratio:
         raise DataError("noise", "mode", f"{mode!r} not in {MODES}")
     if not ratio > 0:
         raise DataError("noise", "ratio", f"{ratio} must be > 0")
-    donors = source if source is not None else base
-    if not donors:
-        raise DataError(source_name, None, "no users to take noise from")
+    if source_name == NEXT_USER_PAIRS:
+        pairs = list(zip(base[0::2], base[1::2]))
+    else:
+        donors = source if source is not None else base
+        if not donors:
+            raise DataError(source_name, None, "no users to take noise from")
+        pairs = [(row, donors[(i + 1) % len(donors)] if source is None else donors[i % len(donors)]) for i, row in enumerate(base)]
     rng = random.Random(seed)
     out = []
-    for i, row in enumerate(base):
-        donor = donors[(i + 1) % len(donors)] if source is None else donors[i % len(donors)]
+    for row, donor in pairs:
         units, donor_units = to_units(row["history"]), to_units(donor["history"])
         if units and donor_units and is_chat(row["history"]) != is_chat(donor["history"]):
             raise DataError(row.get("_where", "base"), "history", "base and noise histories differ in shape (chat messages vs triples)")
@@ -109,14 +115,14 @@ def _rows(path: str) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="benchmark file whose histories get noise")
-    ap.add_argument("--source", required=True, help=f"benchmark file to take noise from, or '{NEXT_USER}'")
+    ap.add_argument("--source", required=True, help=f"benchmark file to take noise from, '{NEXT_USER}' or '{NEXT_USER_PAIRS}'")
     ap.add_argument("--mode", choices=MODES, required=True)
     ap.add_argument("--ratio", type=float, required=True, help="noise behaviours per history behaviour (0.75 = 75%%)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", required=True, help="output benchmark file ({name}_upi.jsonl; register it in eval/benchmarks_noisy.yaml)")
     args = ap.parse_args(argv)
     base = _rows(args.base)
-    source = None if args.source == NEXT_USER else _rows(args.source)
+    source = None if args.source in (NEXT_USER, NEXT_USER_PAIRS) else _rows(args.source)
     rows = make_noisy(base, source, mode=args.mode, ratio=args.ratio, seed=args.seed, source_name=args.source)
     write_jsonl(Path(args.out), rows)
     print(json.dumps({"out": args.out, "users": len(rows), "noise_behaviours": sum(r["noise"]["inserted"] for r in rows)}))
