@@ -132,12 +132,13 @@ def score(args) -> dict:
     local = int(os.environ.get("LOCAL_RANK", rank))
     device = args.device or (f"cuda:{local % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
     out = ResumableJsonl(shard_path(args.out, rank, world), key=lambda r: str(r["uid"]))
-    rows = [r for i, r in enumerate(read_jsonl(args.users, validate_user_row, keep_where=True)) if i % world == rank]
+    all_rows = list(read_jsonl(args.users, validate_user_row, keep_where=True))
     first_seen: dict[str, str] = {}
-    for r in rows:
+    for r in all_rows:  # every rank checks the whole file, so a duplicate split across shards is caught too
         if str(r["uid"]) in first_seen:
             raise DataError(r["_where"], "uid", f"{r['uid']!r} already at {first_seen[str(r['uid'])]}")
         first_seen[str(r["uid"])] = r["_where"]
+    rows = all_rows[rank::world]
     empty = sum(1 for r in rows if not r["behaviors"])
     todo = [r for r in rows if r["behaviors"] and str(r["uid"]) not in out]
     log.info("rank %d/%d on %s: %d users, %d already scored, %d without behaviours (skipped)", rank, world, device, len(rows), len(rows) - len(todo) - empty, empty)
