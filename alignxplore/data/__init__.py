@@ -1,1 +1,2 @@
-"""Data preparation: behaviour scorer, scoring, pruning into RL rows, raw-dataset converters, noisy sets."""
+"""The data pipeline: SFT data synthesis, the behaviour scorer, RL-row pruning, converters from
+raw public datasets, and noisy-history sets (FORMATS.md §7)."""
