@@ -25,15 +25,15 @@ SIZES = {"u1": 8, "u2": 5, "u3": 6, "u4": 6, "f": 100}
 def scored_users():
     users = []
     for uid, n in SIZES.items():
-        scores = []
+        behaviors = []
         for i in range(n):
             signal, lp = TARGETS.get((uid, i), (0.5, -0.01))
             if uid == "f" and i < 20:
                 signal, lp = -1.0, -1.5  # in the logprob1 range, but cut by a (lowest signal)
             elif uid == "f" and i < 25:
                 lp = -5.0  # high enough signal, cut by b (log 0.2 = -1.61)
-            scores.append({"index": i, "answer": "A", "logprob1": lp, "logprob2": lp - signal, "signal": signal})
-        users.append({"uid": uid, "behaviors": [beh(uid, i) for i in range(n)], "scores": scores})
+            behaviors.append(dict(beh(uid, i), answer="A", logprob1=lp, logprob2=lp - signal, signal=signal))
+        users.append({"uid": uid, "behaviors": behaviors, "cut_off": 0})
     return users
 
 
@@ -80,13 +80,23 @@ def test_band_floors_are_exact_decimal_arithmetic():
     assert len(stages[1][1]) == 1 and kept == []  # band [max(1, 0), max(1, 0)) is empty
 
 
+def test_unscored_behaviours_are_history_but_never_candidates(tmp_path):
+    users = scored_users()
+    for b in users[0]["behaviors"][6:]:  # u1's letters 6, 7 were beyond the scorer's max length
+        for key in ("answer", "logprob1", "logprob2", "signal"):
+            del b[key]
+    rows, summary = pruning.prune(pruning.load_scored([str(write_scores(tmp_path / "s.jsonl", users))]), 0.84, 0.2, 1.0)
+    assert summary["stages"][0]["behaviours"] == 123
+    assert "u1" not in {r["uid"] for r in rows}  # its kept pair needed behaviour 6
+
+
 def test_signal_key_logprob1_without_weak_model(tmp_path):
     users = scored_users()
     for u in users:
-        for s in u["scores"]:
-            del s["signal"], s["logprob2"]
+        for b in u["behaviors"]:
+            del b["signal"], b["logprob2"]
     src = write_scores(tmp_path / "s.jsonl", users)
-    with pytest.raises(DataError, match=r"s.jsonl:1: scores\[0\].signal: missing or not a number \(no weak model"):
+    with pytest.raises(DataError, match=r"s.jsonl:1: behaviors\[0\].signal: missing or not a number \(no weak model"):
         pruning.prune(pruning.load_scored([str(src)]), 0.5, 0.2, 1.0)
     rows, summary = pruning.prune(pruning.load_scored([str(src)]), 1.0, 0.2, 1.0, signal_key="logprob1")
     assert summary["stages"][0]["behaviours"] == 125
@@ -96,10 +106,10 @@ def test_signal_key_logprob1_without_weak_model(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda u: u["scores"][0].update(index=99), r"scores\[0\].index: 99 is not a new behaviour index in \[0, 8\)"),
-    (lambda u: u["scores"][1].update(index=0), r"scores\[1\].index: 0 is not a new behaviour index"),
-    (lambda u: u["scores"][0].pop("logprob1"), r"scores\[0\].logprob1: missing"),
+    (lambda u: u["behaviors"][0].update(logprob1="high"), r"behaviors\[0\].logprob1: not a number: 'high'"),
+    (lambda u: u["behaviors"][1].pop("chosen"), r"behaviors\[1\].chosen: missing"),
     (lambda u: u.pop("behaviors"), r"behaviors: missing or not a list"),
+    (lambda u: u.pop("uid"), r"uid: missing"),
 ])
 def test_bad_scored_rows_are_one_line_errors(tmp_path, mutate, message):
     users = scored_users()

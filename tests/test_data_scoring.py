@@ -39,6 +39,10 @@ def read(path):
     return {r["uid"]: r for r in map(json.loads, path.read_text().splitlines())}
 
 
+def scored(rec):
+    return [b for b in rec["behaviors"] if "logprob1" in b]
+
+
 @functools.lru_cache(maxsize=2)
 def cpu_model(model_dir):
     return scoring.load_model(model_dir, "cpu")
@@ -78,9 +82,10 @@ def test_one_pass_per_user_matches_per_behaviour_reference(users_file, tiny_mode
         rec = got[str(row["uid"])]
         enc, ref1 = reference(tiny_model_dir, row)
         _, ref2 = reference(weak_model_dir, row)
-        assert [s["index"] for s in rec["scores"]] == list(range(len(row["behaviors"])))
-        assert [s["answer"] for s in rec["scores"]] == enc.letters
-        for s, r1, r2 in zip(rec["scores"], ref1, ref2):
+        assert [{k: b[k] for k in ("query", "chosen", "rejected")} for b in rec["behaviors"]] == row["behaviors"]
+        assert len(scored(rec)) == len(row["behaviors"])
+        assert [s["answer"] for s in scored(rec)] == enc.letters
+        for s, r1, r2 in zip(scored(rec), ref1, ref2):
             assert s["logprob1"] == pytest.approx(r1, abs=1e-4)
             assert s["logprob2"] == pytest.approx(r2, abs=1e-4)
             assert s["signal"] == pytest.approx(s["logprob1"] - s["logprob2"], abs=1e-9)
@@ -93,10 +98,11 @@ def test_max_length_cut_last_n_resume_and_shards(users_file, tiny_model_dir, tmp
     out = tmp_path / "cut.jsonl"
     run(users_file, tiny_model_dir, out, "--max-length", "220", "--last", "6")
     rec = read(out)["u2"]
-    assert rec["behaviors"] == USERS[1]["behaviors"][-6:]
-    assert 0 < len(rec["scores"]) < 6 and rec["cut_off"] == 6 - len(rec["scores"])
+    assert [{k: b[k] for k in ("query", "chosen", "rejected")} for b in rec["behaviors"]] == USERS[1]["behaviors"][-6:]
+    n = len(scored(rec))
+    assert 0 < n < 6 and rec["cut_off"] == 6 - n and scored(rec) == rec["behaviors"][:n]  # the cut is at the end
     enc, ref = reference(tiny_model_dir, USERS[1], max_length=220, last=6)
-    assert [s["logprob1"] for s in rec["scores"]] == pytest.approx(ref, abs=1e-4)
+    assert [s["logprob1"] for s in scored(rec)] == pytest.approx(ref, abs=1e-4)
 
     # a killed run: drop the last record and leave half a line; the rerun scores only the rest
     lines = out.read_text().splitlines()
@@ -111,7 +117,7 @@ def test_max_length_cut_last_n_resume_and_shards(users_file, tiny_model_dir, tmp
     merged = read(tmp_path / "sh.jsonl.rank0") | read(tmp_path / "sh.jsonl.rank1")
     assert set(merged) == set(read(out))
     for uid, r in merged.items():
-        assert [s["logprob1"] for s in r["scores"]] == pytest.approx([s["logprob1"] for s in read(out)[uid]["scores"]], abs=1e-4)
+        assert [s["logprob1"] for s in scored(r)] == pytest.approx([s["logprob1"] for s in scored(read(out)[uid])], abs=1e-4)
 
 
 def test_bad_user_rows_are_one_line_errors(tmp_path, tiny_model_dir):
@@ -140,4 +146,22 @@ def test_cuda_scoring_matches_cpu_reference(users_file, tiny_model_dir, tmp_path
     for row in USERS:
         if row["behaviors"]:
             _, ref = reference(tiny_model_dir, row)
-            assert [s["logprob1"] for s in got[str(row["uid"])]["scores"]] == pytest.approx(ref, abs=tolerance)
+            assert [s["logprob1"] for s in scored(got[str(row["uid"])])] == pytest.approx(ref, abs=tolerance)
+
+
+@pytest.mark.slow
+def test_scored_rows_are_what_synthesis_and_pruning_read(users_file, tiny_model_dir, tmp_path):
+    """The output is the scored-user-row format: behaviours carry logprob1 in place."""
+    from alignxplore.data import pruning
+
+    out = tmp_path / "s.jsonl"
+    run(users_file, tiny_model_dir, out, "--last", "4")
+    users = pruning.load_scored([str(out)])
+    rows, summary = pruning.prune(users, 1.0, 1e-9, 1.0, signal_key="logprob1")
+    assert summary["stages"][0]["behaviours"] == 4 + 4 + 3 + 4
+    try:
+        from alignxplore.data.synth_users import read_users  # the SFT synthesis reader (issue 10), where merged
+    except ImportError:
+        return
+    read = list(read_users(out))
+    assert all("logprob1" in b for u in read for b in u["behaviors"])

@@ -2,10 +2,11 @@
 
     python -m alignxplore.data.pruning --scores data/scores/movielens.jsonl \\
         --a 0.5 --b 0.3 --c 0.6 --out data/rl/movielens_rl.jsonl
-    # or: A=0.5 B=0.3 C=0.6 bash pruning/prune.sh --scores ... --out ...
+    # or: SCORES='data/scores/movielens.jsonl*' OUT=data/rl/movielens_rl.jsonl A=0.5 B=0.3 C=0.6 bash pruning/prune.sh
 
-Input: the per-user files written by ``alignxplore.data.scoring`` (one or more; with several
-GPUs, every ``*.rank*`` shard). Every scored behaviour of every user given in one call enters
+Input: the scored user rows written by ``alignxplore.data.scoring`` (one or more files; with
+several GPUs, every ``*.rank*`` shard): behaviours carrying ``logprob1`` (and ``logprob2`` /
+``signal``) are the scored ones. Every scored behaviour of every user given in one call enters
 ONE global filter (run once per dataset to filter per dataset, as the authors did per file):
 
 1. sort by ``signal`` (descending) and keep the first ``max(1, ⌊N·a⌋)``;
@@ -45,14 +46,22 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..cli import run_main
-from ..formats import DataError, read_jsonl, validate_rl_row, write_jsonl
+from ..formats import DataError, read_jsonl, validate_rl_row, validate_triple, write_jsonl
 
 log = logging.getLogger("alignxplore.data.pruning")
 BAND_WIDTH = Fraction(1, 10)  # the authors' band is [c - 0.1, c) of the logprob1 ranking
 
 
+SCORE_KEYS = ("answer", "logprob1", "logprob2", "signal")  # added by scoring; not part of a triple
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+
+
 def validate_scored_user(obj, where: str) -> dict:
-    """A line of the scoring output: ``uid``, ``behaviors: [triple]``, ``scores: [{index, logprob1, ...}]``."""
+    """A line of the scoring output: ``uid``, ``behaviors: [triple]``, the scored ones carrying
+    ``logprob1`` (and ``logprob2`` / ``signal`` with a weak model)."""
     if not isinstance(obj, dict):
         raise DataError(where, None, f"expected a JSON object, got {type(obj).__name__}")
     if obj.get("uid") is None:
@@ -60,20 +69,11 @@ def validate_scored_user(obj, where: str) -> dict:
     behaviors = obj.get("behaviors")
     if not isinstance(behaviors, list):
         raise DataError(where, "behaviors", "missing or not a list")
-    scores = obj.get("scores")
-    if not isinstance(scores, list):
-        raise DataError(where, "scores", "missing or not a list")
-    seen = set()
-    for k, s in enumerate(scores):
-        if not isinstance(s, dict):
-            raise DataError(where, f"scores[{k}]", "expected an object")
-        idx = s.get("index")
-        if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < len(behaviors) or idx in seen:
-            raise DataError(where, f"scores[{k}].index", f"{idx!r} is not a new behaviour index in [0, {len(behaviors)})")
-        seen.add(idx)
-        lp = s.get("logprob1")
-        if not isinstance(lp, (int, float)) or isinstance(lp, bool) or math.isnan(lp):
-            raise DataError(where, f"scores[{k}].logprob1", "missing or not a number")
+    for k, b in enumerate(behaviors):
+        validate_triple(b, where, f"behaviors[{k}].")
+        for key in ("logprob1", "logprob2", "signal"):
+            if key in b and b[key] is not None and not _number(b[key]):
+                raise DataError(where, f"behaviors[{k}].{key}", f"not a number: {b[key]!r}")
     return obj
 
 
@@ -97,16 +97,19 @@ def load_scored(paths: list[str]) -> list[dict]:
 
 
 def flatten(users: list[dict], signal_key: str) -> list[dict]:
-    """One record per scored behaviour: ``user`` (position in ``users``), ``index``, ``logprob1``,
-    ``logprob2`` (None without a weak model) and ``signal`` (the ranking key)."""
+    """One record per scored behaviour (one with ``logprob1``): ``user`` (position in
+    ``users``), ``index``, ``logprob1``, ``logprob2`` (None without a weak model) and
+    ``signal`` (the ranking key)."""
     records = []
     for u, user in enumerate(users):
-        for k, s in enumerate(user["scores"]):
-            sig = s.get(signal_key)
-            if not isinstance(sig, (int, float)) or isinstance(sig, bool) or math.isnan(sig):
+        for k, b in enumerate(user["behaviors"]):
+            if b.get("logprob1") is None:
+                continue  # beyond the scorer's max length: never a candidate
+            sig = b.get(signal_key)
+            if not _number(sig):
                 hint = " (no weak model was scored: use --signal-key logprob1)" if signal_key == "signal" else ""
-                raise DataError(user["_where"], f"scores[{k}].{signal_key}", "missing or not a number" + hint)
-            records.append({"user": u, "index": s["index"], "logprob1": float(s["logprob1"]), "logprob2": s.get("logprob2"), "signal": float(sig)})
+                raise DataError(user["_where"], f"behaviors[{k}].{signal_key}", "missing or not a number" + hint)
+            records.append({"user": u, "index": k, "logprob1": float(b["logprob1"]), "logprob2": b.get("logprob2"), "signal": float(sig)})
     return records
 
 
@@ -161,9 +164,11 @@ def pick_row(user: dict, kept: list[dict], null_query: str | None = None) -> dic
     return None
 
 
-def _fill_query(triple: dict, null_query: str | None) -> dict:
+def _fill_query(behaviour: dict, null_query: str | None) -> dict:
+    """The behaviour as a plain triple (score fields dropped), a missing query filled if asked."""
+    triple = {k: v for k, v in behaviour.items() if k not in SCORE_KEYS}
     if null_query is not None and not triple.get("query"):
-        return {**triple, "query": null_query}
+        triple["query"] = null_query
     return triple
 
 

@@ -19,10 +19,12 @@ sequence × vocabulary.
 fields but did not release the code that computed them.
 
 Output (one line per user, appended after each batch and fsynced; rerunning the same command
-skips the users already written): ``uid``, ``behaviors`` (the rendered last-N behaviours),
-``scores: [{index, answer, logprob1[, logprob2, signal]}]`` (only behaviours whose letter
-lies within ``--max-length``), ``cut_off`` (behaviours beyond it). Users with no behaviours
-are skipped and counted.
+skips the users already written): ``uid``, ``behaviors`` = the rendered last-N behaviours,
+each scored one with ``answer`` (its letter), ``logprob1`` and, with a weak model,
+``logprob2`` and ``signal`` added in place (those whose letter lies beyond ``--max-length``
+stay plain), and ``cut_off`` (how many). This is the scored-user-row format the SFT synthesis
+(``alignxplore.data.synth_users``) and the pruning read. Users with no behaviours are skipped
+and counted.
 """
 from __future__ import annotations
 
@@ -105,18 +107,18 @@ def batches(users: list[EncodedUser], batch_size: int, max_batch_tokens: int):
 
 
 def score_batch(models, batch: list[EncodedUser], by_uid: dict, letter_ids: dict, pads: dict) -> list[dict]:
-    """Output records for one batch: the scorer's logprob1 and, with a weak model, logprob2 and signal."""
+    """Output records for one batch: each scored behaviour gets ``answer`` and ``logprob1`` and,
+    with a weak model, ``logprob2`` and ``signal``; behaviours cut off by ``--max-length`` stay plain."""
     values = {name: user_logprobs(model, [by_uid[name][u.uid] for u in batch], letter_ids[name], pads[name]) for name, model, _ in models}
     records = []
     for b, u in enumerate(batch):
         weak = dict(zip(by_uid["logprob2"][u.uid].behaviour_index, values["logprob2"][b])) if "logprob2" in values else {}
-        scores = []
+        behaviors = [dict(x) for x in u.behaviors]
         for k, lp in zip(u.behaviour_index, values["logprob1"][b]):
-            s = {"index": k, "answer": u.letters[k], "logprob1": lp}
+            behaviors[k].update(answer=u.letters[k], logprob1=lp)
             if k in weak:
-                s.update(logprob2=weak[k], signal=lp - weak[k])
-            scores.append(s)
-        records.append({"uid": u.uid, "behaviors": u.behaviors, "scores": scores, "cut_off": u.cut_off})
+                behaviors[k].update(logprob2=weak[k], signal=lp - weak[k])
+        records.append({"uid": u.uid, "behaviors": behaviors, "cut_off": u.cut_off})
     return records
 
 
@@ -156,7 +158,7 @@ def score(args) -> dict:
         by_uid = {name: {u.uid: u for u in (encode_user(r, tok, max_length=args.max_length, last=args.last, seed=args.seed, where=r["_where"]) for r in chunk)} for name, _, tok in models}
         for batch in batches(list(by_uid["logprob1"].values()), args.batch_size, args.max_batch_tokens):
             records = score_batch(models, batch, by_uid, letter_ids, pads)
-            n_behaviours += sum(len(r["scores"]) for r in records)
+            n_behaviours += sum("logprob1" in x for r in records for x in r["behaviors"])
             out.append(records)
             progress.update(len(batch))
     progress.close()
