@@ -75,6 +75,20 @@ JUDGE_USER = (
 JUDGE_ANSWER_PREFIX = '{"selection": "Item'
 JUDGE_LETTER_TOKENS = {"A": " A", "B": " B"}
 
+# The behaviour scorer's text (FORMATS.md §7): a header, then one segment per behaviour. The
+# authors' training script said "preference histories" and their scoring script "preference
+# records"; this project uses the scoring wording for both, so the scorer is scored on the
+# text it was trained on.
+SCORER_HEADER = (
+    "Given a sequence of user preference records, each containing:\n- A prompt text enclosed in "
+    "<prompt> tags (may be empty)\n- Two options marked with <option_A> and <option_B> tags\n- "
+    "User's preference (A or B) enclosed in <preference> tags\n\nYour task is to predict each "
+    "preference by analyzing patterns from all previous records in the sequence."
+)
+# Split around the letter: the letter's token is " A" / " B" (the space before it merges in).
+SCORER_SEGMENT_HEAD = "<prompt>{query}</prompt><option_A>{a}</option_A><option_B>{b}</option_B><preference> "
+SCORER_SEGMENT_TAIL = " </preference>|SEP|"
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 Message = Mapping[str, str]

@@ -1,0 +1,113 @@
+"""Convert a raw public dataset (read from local files only) into user rows and a benchmark file.
+
+    python -m alignxplore.data.converters mind --raw MIND_train MIND_dev --out data/converted
+    python -m alignxplore.data.converters amazon --reviews Books_5.json.gz --meta meta_Books.json.gz --out data/converted
+    python -m alignxplore.data.converters movielens --ratings ml-32m/ratings.csv --movies ml-32m/movies.csv --out data/converted
+    python -m alignxplore.data.converters alignx --train alignx_train.jsonl --test alignx_test.json --out data/converted
+    python -m alignxplore.data.converters personamem --raw personamem.jsonl --out data/converted
+    python -m alignxplore.data.converters hicupid --qa qa_test_2.jsonl --dialogues dialogue_test.jsonl --out data/converted
+
+Writes ``{name}_train_users.jsonl`` / ``{name}_test_users.jsonl`` (recommendation sets and
+AlignX), ``{name}_upi.jsonl`` and ``{name}_summary.json`` (counts and every skip with its
+reason) into ``--out``. Knobs default to the authors' rules: seed 42, 3,000 benchmark users,
+80/20 user split, the per-dataset minimum history and null-query sentence. Bad raw input
+stops with one line ``file:line: field: problem``; expected gaps (unknown ids, short or empty
+users) are skipped and counted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ...cli import run_main
+from . import amazon, mind, movielens, selection
+from .common import BENCHMARK_USERS, SEED, TEST_FRACTION, recommendation_benchmark, write_outputs
+
+RECOMMENDATION = {"mind": mind, "amazon": amazon, "movielens": movielens}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.converters", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="dataset", required=True)
+
+    def common(p, *, rec: bool):
+        p.add_argument("--out", required=True, help="output folder")
+        p.add_argument("--name", default=None, help="file-name prefix (default: the dataset)")
+        p.add_argument("--seed", type=int, default=SEED)
+        if rec:
+            p.add_argument("--min-interactions", type=int, default=None, help="minimum behaviours per user (MIND 9, Amazon/MovieLens 17)")
+            p.add_argument("--test-fraction", type=float, default=TEST_FRACTION, help="share of users in the test split")
+            p.add_argument("--benchmark-users", type=int, default=BENCHMARK_USERS, help="users sampled into {name}_upi.jsonl")
+            p.add_argument("--null-query", default=None, help="query for behaviours without one (per-dataset default)")
+
+    p = sub.add_parser("mind", help="MIND news.tsv + behaviors.tsv folders")
+    p.add_argument("--raw", nargs="+", required=True, type=Path, help="folders holding news.tsv and behaviors.tsv (e.g. MIND_train MIND_dev)")
+    common(p, rec=True)
+    p = sub.add_parser("amazon", help="Amazon 5-core reviews + metadata (JSON lines, .gz ok)")
+    p.add_argument("--reviews", required=True, type=Path)
+    p.add_argument("--meta", required=True, type=Path)
+    common(p, rec=True)
+    p = sub.add_parser("movielens", help="MovieLens ratings.csv + movies.csv")
+    p.add_argument("--ratings", required=True, type=Path)
+    p.add_argument("--movies", required=True, type=Path)
+    common(p, rec=True)
+    p = sub.add_parser("alignx", help="AlignX rows (.jsonl/.json/.parquet or a folder)")
+    p.add_argument("--train", type=Path, default=None, help="rows for user rows (scorer/SFT/RL)")
+    p.add_argument("--test", type=Path, default=None, help="rows for the benchmark")
+    p.add_argument("--min-history", type=int, default=8)
+    common(p, rec=False)
+    for name, helptext in (("personamem", "PersonaMem rows with related_conversation_snippet"), ("hicupid", "HiCUPID qa (test_2) + dialogue (test) rows")):
+        p = sub.add_parser(name, help=helptext)
+        if name == "personamem":
+            p.add_argument("--raw", required=True, type=Path)
+        else:
+            p.add_argument("--qa", required=True, type=Path)
+            p.add_argument("--dialogues", required=True, type=Path)
+        p.add_argument("--history-format", choices=selection.HISTORY_FORMATS, default="messages", help="chat messages (authors') or triples")
+        common(p, rec=False)
+    return ap
+
+
+def convert(args) -> dict:
+    name = args.name or args.dataset
+    if args.dataset in RECOMMENDATION:
+        module = RECOMMENDATION[args.dataset]
+        knobs = {"seed": args.seed}
+        if args.min_interactions is not None:
+            knobs["min_pairs" if args.dataset == "mind" else "min_interactions"] = args.min_interactions
+        if args.dataset == "mind":
+            train, test, skips = module.convert(args.raw, train_fraction=1 - args.test_fraction, **knobs)
+        elif args.dataset == "amazon":
+            train, test, skips = module.convert(args.reviews, args.meta, test_fraction=args.test_fraction, **knobs)
+        else:
+            train, test, skips = module.convert(args.ratings, args.movies, test_fraction=args.test_fraction, **knobs)
+        null_query = args.null_query if args.null_query is not None else module.NULL_QUERY
+        bench = recommendation_benchmark(test, null_query, args.benchmark_users, args.seed)
+        return write_outputs(name, args.out, train=train, test=test, benchmark=bench, skips=skips, extra={"null_query": null_query})
+    if args.dataset == "alignx":
+        if not (args.train or args.test):
+            raise SystemExit("alignx: give --train and/or --test")
+        train = bench = None
+        skips = selection.Skips()
+        if args.train:
+            train, s = selection.alignx_users(args.train, min_history=args.min_history)
+            skips.update(s)
+        if args.test:
+            bench, s = selection.alignx_benchmark(args.test, name)
+            skips.update(s)
+        return write_outputs(name, args.out, train=train, test=None, benchmark=bench, skips=skips)
+    if args.dataset == "personamem":
+        bench, skips = selection.personamem_benchmark(args.raw, seed=args.seed, history_format=args.history_format)
+    else:
+        bench, skips = selection.hicupid_benchmark(args.qa, args.dialogues, history_format=args.history_format)
+    return write_outputs(name, args.out, train=None, test=None, benchmark=bench, skips=skips, extra={"history_format": args.history_format})
+
+
+def main(argv: list[str] | None = None) -> int:
+    print(json.dumps(convert(build_parser().parse_args(argv)), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
