@@ -159,9 +159,7 @@ def test_scored_rows_are_what_synthesis_and_pruning_read(users_file, tiny_model_
     users = pruning.load_scored([str(out)])
     rows, summary = pruning.prune(users, 1.0, 1e-9, 1.0, signal_key="logprob1")
     assert summary["stages"][0]["behaviours"] == 4 + 4 + 3 + 4
-    try:
-        from alignxplore.data.synth_users import read_users  # the SFT synthesis reader (issue 10), where merged
-    except ImportError:
-        return
+    from alignxplore.data.synth_users import read_users  # the SFT synthesis reader (issue 10)
+
     read = list(read_users(out))
     assert all("logprob1" in b for u in read for b in u["behaviors"])
