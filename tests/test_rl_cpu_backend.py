@@ -30,6 +30,9 @@ RESPONSE_LENGTH = 16
 # Rollout (hf server, fp32) and actor (FSDP2, fp32) compute the same log-probs up to float
 # round-off (measured about 1e-11 in probability); a stale or wrong weight sync gives >1e-2.
 MAX_PROB_DIFF = 1e-4
+# A bound, not a speed claim (about 130 s here): below pytest's own 600 s time-out so that
+# the runner, not pytest, stops a hung run and cleans up its Ray processes.
+RUN_TIMEOUT_S = 420
 
 
 def _grpo_args(run: Path, model_dir: str, data: Path) -> list[str]:
@@ -89,9 +92,9 @@ def test_stock_grpo_runs_two_steps_on_cpu(tmp_path, tiny_model_dir):
     from safetensors.torch import load_file
 
     data = rl_cpu_fixture.write_prompts_parquet(tmp_path / "train.parquet")
-    run = run_verl_cpu(_grpo_args(tmp_path, tiny_model_dir, data), run_dir=tmp_path, timeout_s=600, n_procs=1)
+    run = run_verl_cpu(_grpo_args(tmp_path, tiny_model_dir, data), run_dir=tmp_path, timeout_s=RUN_TIMEOUT_S, n_procs=1)
     log = run.log()
-    assert not run.timed_out, f"verl did not finish within 600 s:\n{run.tail()}"
+    assert not run.timed_out, f"verl did not finish within {RUN_TIMEOUT_S} s:\n{run.tail()}"
     assert run.returncode == 0, run.tail()
 
     steps = _step_metrics(log)
@@ -237,24 +240,42 @@ def test_plugin_registers_cpu_platform_gloo_group_and_hf_rollout():
     }
 
 
-@pytest.mark.slow
-def test_plugin_leaves_the_platform_alone_without_verl_platform_cpu():
-    env = cpu_env()
-    env["VERL_PLATFORM"] = ""
-    got = _run_python(PROBE, env)
-    assert got["device"] == "cuda"  # verl's own fallback on a GPU-less host, not ours
-    assert got["adapter"] == "HFServerAdapter"  # the rollout is registered either way
+def test_plugin_in_process_without_verl_platform_cpu_registers_but_patches_nothing(monkeypatch):
+    """A GPU process that imports the plugin keeps its platform and verl's process group."""
+    monkeypatch.delenv("VERL_PLATFORM", raising=False)
+    import verl.utils.distributed as verl_distributed
+    from verl.plugin.platform import PlatformRegistry
+
+    from alignxplore.rl.cpu import plugin
+    from alignxplore.rl.cpu.platform import PlatformCPU
+
+    plugin.register()
+    assert PlatformRegistry.get("cpu") is PlatformCPU
+    assert not PlatformCPU().is_platform_available(use_smi_check=True)  # never auto-detected
+    assert not getattr(verl_distributed.initialize_global_process_group_ray, "__alignxplore_cpu__", False)
+
+
+def test_process_group_wrapper_turns_the_duplicate_cpu_backend_into_plain_gloo():
+    from alignxplore.rl.cpu.plugin import _plain_gloo_process_group
+
+    seen = []
+    wrapped = _plain_gloo_process_group(lambda timeout_second=None, backend=None: seen.append(backend))
+    wrapped(timeout_second=None)  # verl's workers: backend built from the platform
+    wrapped(backend="cpu:gloo,cpu:gloo")
+    wrapped(timeout_second=5, backend="cpu:gloo")  # verl's checkpoint engine passes its own
+    assert seen == ["gloo", "gloo", "cpu:gloo"]
 
 
 # ---------------------------------------------------------------------------------------------
 # The hf rollout server, in-process (its Ray wrapper is exercised end-to-end above)
 
 
-def _server(model_dir: str, response_length: int = 8):
+@pytest.fixture(scope="module")
+def hf_server(tiny_model_dir):
     from alignxplore.rl.cpu.hf_server import HFRolloutServer
 
-    config = SimpleNamespace(prompt_length=32, response_length=response_length, max_model_len=None)
-    return HFRolloutServer(config, {"local_path": model_dir}, replica_rank=0, seed=3)
+    config = SimpleNamespace(prompt_length=32, response_length=4, max_model_len=None)
+    return HFRolloutServer(config, {"local_path": tiny_model_dir}, replica_rank=0, seed=3)
 
 
 def _prompt(tokenizer) -> list[int]:
@@ -262,12 +283,12 @@ def _prompt(tokenizer) -> list[int]:
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
 
 
-def test_sampled_log_probs_equal_a_teacher_forced_forward(tiny_model_dir, tokenizer):
+def test_sampled_log_probs_equal_a_teacher_forced_forward(hf_server, tokenizer):
     import torch
 
     from alignxplore.rl.cpu.hf_server import Sampling, sample_tokens
 
-    server = _server(tiny_model_dir)
+    server = hf_server
     prompt = _prompt(tokenizer)
     sampling = Sampling(max_tokens=8, temperature=0.7, top_p=0.9, top_k=50)
     tokens, log_probs, finish = sample_tokens(server.model, prompt, sampling, set(), torch.Generator().manual_seed(0))
@@ -281,12 +302,12 @@ def test_sampled_log_probs_equal_a_teacher_forced_forward(tiny_model_dir, tokeni
     assert again == tokens  # seeded
 
 
-def test_sampling_stops_at_eos_and_includes_it(tiny_model_dir, tokenizer):
+def test_sampling_stops_at_eos_and_includes_it(hf_server, tokenizer):
     import torch
 
     from alignxplore.rl.cpu.hf_server import Sampling, sample_tokens
 
-    server = _server(tiny_model_dir)
+    server = hf_server
     prompt = _prompt(tokenizer)
     greedy = Sampling(max_tokens=6, temperature=0.0)
     tokens, _, _ = sample_tokens(server.model, prompt, greedy, set(), torch.Generator())
@@ -318,10 +339,11 @@ def test_sampling_params_follow_verls_conventions():
         Sampling.from_verl({}, default_max_tokens=16, max_possible=0)
 
 
-def test_server_generate_update_weights_and_abort(tiny_model_dir, tokenizer):
+def test_server_generate_update_weights_and_abort(hf_server, tokenizer):
+    """Runs last among the server tests: it overwrites one weight of the shared server."""
     import torch
 
-    server = _server(tiny_model_dir, response_length=4)
+    server = hf_server
     prompt = _prompt(tokenizer)
     params = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0, "logprobs": True}
 
@@ -349,3 +371,28 @@ def test_server_generate_update_weights_and_abort(tiny_model_dir, tokenizer):
         assert out.stop_reason == "completed"
 
     asyncio.run(scenario())
+
+
+def test_adapter_on_a_non_leader_rank_consumes_all_weights_and_sends_nothing(monkeypatch):
+    """Full tensors come from an FSDP all-gather: every rank must drain the generator."""
+    import torch
+
+    from alignxplore.rl.cpu.hf_rollout import HFServerAdapter
+
+    monkeypatch.setenv("RANK", "1")
+    parallel = SimpleNamespace(tensor_model_parallel_size=2, data_parallel_size=1, pipeline_model_parallel_size=1)
+    adapter = HFServerAdapter(parallel, SimpleNamespace(), device_mesh=None)
+    assert (adapter.replica_rank, adapter.is_leader_rank) == (0, False)
+    drained = []
+
+    def weights():
+        for i in range(3):
+            drained.append(i)
+            yield f"w{i}", torch.zeros(2)
+
+    assert asyncio.run(adapter.update_weights(weights(), global_steps=1)) is None
+    assert drained == [0, 1, 2]
+    with pytest.raises(NotImplementedError, match="wire format"):
+        asyncio.run(adapter.update_weights(weights(), wire_format="delta_flush"))
+    with pytest.raises(NotImplementedError, match="LoRA"):
+        asyncio.run(adapter.update_weights(weights(), peft_config={"r": 8}))
