@@ -340,7 +340,7 @@ def test_sampling_params_follow_verls_conventions():
 
 
 def test_server_generate_update_weights_and_abort(hf_server, tokenizer):
-    """Runs last among the server tests: it overwrites one weight of the shared server."""
+    """Overwrites one weight of the shared server; later tests only compare it with itself."""
     import torch
 
     server = hf_server
@@ -396,3 +396,44 @@ def test_adapter_on_a_non_leader_rank_consumes_all_weights_and_sends_nothing(mon
         asyncio.run(adapter.update_weights(weights(), wire_format="delta_flush"))
     with pytest.raises(NotImplementedError, match="LoRA"):
         asyncio.run(adapter.update_weights(weights(), peft_config={"r": 8}))
+
+
+def test_batched_decoding_gives_each_row_its_own_exact_log_probs(hf_server, tokenizer):
+    """Left-padded rows of different lengths and sampling settings, one KV cache: every row's
+    log-probs equal a teacher-forced forward of that row alone."""
+    import torch
+
+    from alignxplore.rl.cpu.hf_server import Sampling, sample_batch
+
+    model = hf_server.model
+    prompts = [_prompt(tokenizer), tokenizer.encode("Hi"), _prompt(tokenizer)[:-3]]
+    samplings = [Sampling(max_tokens=5, temperature=1.0), Sampling(max_tokens=3, temperature=0.5, top_k=10),
+                 Sampling(max_tokens=4, temperature=0.0)]
+    results = sample_batch(model, prompts, samplings, set(), torch.Generator().manual_seed(1))
+    for prompt, sampling, (tokens, log_probs, finish) in zip(prompts, samplings, results):
+        assert len(tokens) == len(log_probs) == sampling.max_tokens and finish == "length"
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([prompt + tokens])).logits[0].float()
+        scale = sampling.temperature if sampling.temperature > 0 else 1.0
+        expected = torch.log_softmax(logits[len(prompt) - 1 : -1] / scale, dim=-1)
+        expected = expected.gather(1, torch.tensor(tokens)[:, None])[:, 0]
+        assert torch.allclose(torch.tensor(log_probs), expected, atol=1e-4), (log_probs, expected)
+    greedy_alone, _, _ = sample_batch(model, [prompts[2]], [samplings[2]], set(), torch.Generator())[0]
+    assert results[2][0] == greedy_alone
+
+
+def test_server_batches_concurrent_requests(hf_server, tokenizer):
+    prompt = _prompt(tokenizer)
+    params = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0, "logprobs": True}
+
+    async def scenario():
+        outs = await asyncio.gather(*[
+            hf_server.generate(prompt_ids=prompt[: len(prompt) - i], sampling_params=dict(params), request_id=f"c{i}")
+            for i in range(5)
+        ])
+        await hf_server.wait_for_requests_to_drain()
+        return outs
+
+    outs = asyncio.run(scenario())
+    assert [len(o.token_ids) for o in outs] == [4] * 5
+    assert all(o.stop_reason == "completed" and len(o.log_probs) == 4 for o in outs)

@@ -15,8 +15,8 @@ exact: ``top_k=-1`` means no top-k, the returned log-prob is
 (what the actor recomputes, and vLLM's ``processed_logprobs`` without filtering), and the
 EOS token is part of the response.
 
-CPU only, float32, one request at a time (a 2-core box gains nothing from concurrency, and
-sequential decoding keeps each request's log-probs independent of the others).
+CPU only, float32. Concurrent requests are decoded together in left-padded batches (one KV
+cache), one batch at a time; weight updates wait for the running batch.
 """
 from __future__ import annotations
 
@@ -80,45 +80,97 @@ def _filter_logits(scaled: torch.Tensor, top_k: int, top_p: float) -> torch.Tens
     return out
 
 
+def _pick(logits: torch.Tensor, sampling: Sampling, seen: set[int], generator: torch.Generator) -> tuple[int, float]:
+    """Sample one token from a 1-D logit row; return it with its log-prob (before top-k/p)."""
+    if sampling.repetition_penalty != 1.0 and seen:
+        idx = torch.tensor(sorted(seen), device=logits.device)
+        picked = logits[idx]
+        logits = logits.clone()
+        logits[idx] = torch.where(picked < 0, picked * sampling.repetition_penalty, picked / sampling.repetition_penalty)
+    if sampling.temperature > 0:
+        scaled = logits / sampling.temperature
+        probs = torch.softmax(_filter_logits(scaled, sampling.top_k, sampling.top_p), dim=-1)
+        token = int(torch.multinomial(probs, 1, generator=generator))
+    else:  # greedy (validation); log-prob of the unscaled distribution
+        scaled = logits
+        token = int(torch.argmax(logits))
+    return token, float(torch.log_softmax(scaled, dim=-1)[token])
+
+
 @torch.no_grad()
+def sample_batch(
+    model,
+    prompts: list[list[int]],
+    samplings: list[Sampling],
+    eos_ids: set[int],
+    generator: torch.Generator,
+    pad_id: int = 0,
+) -> list[tuple[list[int], list[float], str]]:
+    """Decode several prompts together (left-padded, one KV cache); rows may differ in every
+    sampling parameter. Returns per row (token ids, log-probs, finish reason "stop"|"length").
+
+    A row's tokens and log-probs do not depend on the other rows except through float
+    round-off of the padded attention (the unit tests bound it against a teacher-forced forward).
+    """
+    device = next(model.parameters()).device
+    rows = len(prompts)
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((rows, width), pad_id, dtype=torch.long, device=device)
+    attention = torch.zeros((rows, width), dtype=torch.long, device=device)
+    for i, prompt in enumerate(prompts):
+        input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        attention[i, width - len(prompt) :] = 1
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    tokens: list[list[int]] = [[] for _ in prompts]
+    log_probs: list[list[float]] = [[] for _ in prompts]
+    finish = ["length"] * rows
+    done = [False] * rows
+    seen = [set(p) for p in prompts]
+    past = None
+    for _ in range(max(s.max_tokens for s in samplings)):
+        out = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, past_key_values=past, use_cache=True)
+        past = out.past_key_values
+        last = out.logits[:, -1].float()
+        next_ids = []
+        for i in range(rows):
+            if done[i]:
+                next_ids.append(pad_id)  # keeps the batch rectangular; never returned
+                continue
+            token, lp = _pick(last[i], samplings[i], seen[i], generator)
+            tokens[i].append(token)
+            log_probs[i].append(lp)
+            seen[i].add(token)
+            if token in eos_ids and not samplings[i].ignore_eos:
+                done[i], finish[i] = True, "stop"
+            elif len(tokens[i]) >= samplings[i].max_tokens:
+                done[i] = True
+            next_ids.append(token)
+        if all(done):
+            break
+        input_ids = torch.tensor(next_ids, dtype=torch.long, device=device)[:, None]
+        attention = torch.cat([attention, torch.ones((rows, 1), dtype=attention.dtype, device=device)], dim=1)
+        positions = positions[:, -1:] + 1
+    return list(zip(tokens, log_probs, finish))
+
+
 def sample_tokens(
     model, prompt_ids: list[int], sampling: Sampling, eos_ids: set[int], generator: torch.Generator
 ) -> tuple[list[int], list[float], str]:
     """Decode one response. Returns (token ids, log-probs, finish reason "stop"|"length")."""
-    device = next(model.parameters()).device
-    input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
-    past = None
-    tokens: list[int] = []
-    log_probs: list[float] = []
-    seen = set(prompt_ids)
-    for _ in range(sampling.max_tokens):
-        out = model(input_ids=input_ids, past_key_values=past, use_cache=True)
-        past = out.past_key_values
-        logits = out.logits[0, -1].float()
-        if sampling.repetition_penalty != 1.0 and seen:
-            idx = torch.tensor(sorted(seen), device=logits.device)
-            picked = logits[idx]
-            logits[idx] = torch.where(
-                picked < 0, picked * sampling.repetition_penalty, picked / sampling.repetition_penalty
-            )
-        if sampling.temperature > 0:
-            scaled = logits / sampling.temperature
-            probs = torch.softmax(_filter_logits(scaled, sampling.top_k, sampling.top_p), dim=-1)
-            token = int(torch.multinomial(probs, 1, generator=generator))
-        else:  # greedy (validation); log-prob of the raw distribution
-            scaled = logits
-            token = int(torch.argmax(logits))
-        tokens.append(token)
-        log_probs.append(float(torch.log_softmax(scaled, dim=-1)[token]))
-        seen.add(token)
-        if token in eos_ids and not sampling.ignore_eos:
-            return tokens, log_probs, "stop"
-        input_ids = torch.tensor([[token]], dtype=torch.long, device=device)
-    return tokens, log_probs, "length"
+    return sample_batch(model, [prompt_ids], [sampling], eos_ids, generator)[0]
+
+
+@dataclass
+class _Pending:
+    prompt_ids: list[int]
+    sampling: Sampling
+    future: asyncio.Future
 
 
 class HFRolloutServer:
     """Ray actor body (wrapped with ``ray.remote`` by the replica): one HF model on CPU."""
+
+    BATCH_WINDOW_S = 0.05
 
     def __init__(self, config, model_config, replica_rank: int, seed: int = 0):
         from transformers import AutoModelForCausalLM
@@ -131,8 +183,12 @@ class HFRolloutServer:
         self.eos_ids = _eos_ids(self.model, path)
         self.generator = torch.Generator().manual_seed(int(seed) + 1009 * replica_rank)
         self.global_steps: Optional[int] = None
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # one decode batch or weight update at a time
         self._aborting = False
+        self._queue: list[_Pending] = []
+        self._batcher: Optional[asyncio.Task] = None
+        self.max_batch = int(getattr(config, "max_num_seqs", 0) or 0) or 64
+        self.max_batch = min(self.max_batch, 64)  # CPU: bounded memory per decode batch
         self._weight_updates = 0
 
     # ---- generation -------------------------------------------------------------------------
@@ -161,12 +217,14 @@ class HFRolloutServer:
             max_possible=max_model_len - len(prompt_ids),
         )
         extra = {"global_steps": self.global_steps}
-        async with self._lock:
-            if self._aborting:
-                return TokenOutput(token_ids=[], log_probs=None, stop_reason="aborted", extra_fields=extra)
-            tokens, log_probs, _finish = await asyncio.to_thread(
-                sample_tokens, self.model, prompt_ids, sampling, self.eos_ids, self.generator
-            )
+        if self._aborting:
+            return TokenOutput(token_ids=[], log_probs=None, stop_reason="aborted", extra_fields=extra)
+        pending = _Pending(prompt_ids, sampling, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._batcher is None or self._batcher.done():
+            self._batcher = asyncio.create_task(self._serve_queue())
+        tokens, log_probs, _finish = await pending.future
+        extra["global_steps"] = self.global_steps
         return TokenOutput(
             token_ids=tokens,
             log_probs=log_probs if sampling.logprobs else None,
@@ -174,6 +232,34 @@ class HFRolloutServer:
             num_preempted=0,
             extra_fields=extra,
         )
+
+    async def _serve_queue(self):
+        """Decode queued requests in batches until the queue is empty.
+
+        The agent loop sends a step's requests concurrently; they reach this actor one Ray call
+        at a time, so the first batch waits one short window to gather them (a batch of 1 per
+        request would decode token by token for each prompt in turn)."""
+        await asyncio.sleep(self.BATCH_WINDOW_S)
+        while self._queue:
+            async with self._lock:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                try:
+                    results = await asyncio.to_thread(
+                        sample_batch,
+                        self.model,
+                        [p.prompt_ids for p in batch],
+                        [p.sampling for p in batch],
+                        self.eos_ids,
+                        self.generator,
+                    )
+                except Exception as exc:  # every waiting request sees the error, none hangs
+                    for p in batch:
+                        if not p.future.done():
+                            p.future.set_exception(exc)
+                    continue
+            for p, result in zip(batch, results):
+                if not p.future.done():
+                    p.future.set_result(result)
 
     # ---- weights ------------------------------------------------------------------------------
     async def update_weights(self, named_tensors: dict[str, torch.Tensor], global_steps: Optional[int] = None):
@@ -221,8 +307,8 @@ class HFRolloutServer:
         return None
 
     async def wait_for_requests_to_drain(self):
-        async with self._lock:
-            return None
+        if self._batcher is not None:
+            await self._batcher  # never raises: batch errors go to the requests' futures
 
     async def abort_all_requests(self, reset_prefix_cache: bool = True, reject_request: bool = False) -> dict:
         # A request being decoded finishes (it is short on CPU); queued ones return "aborted"

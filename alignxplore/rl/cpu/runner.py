@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,14 @@ def kill_ray_processes(temp_dir: str) -> list[int]:
     return pids
 
 
+def _copy_with_elapsed(stream, log, start: float) -> None:
+    """Copy the child's output line by line, each prefixed with seconds since start: verl's
+    console lines carry no time, and a hang is located by where the clock stops."""
+    for raw in iter(stream.readline, b""):
+        log.write(f"[{time.monotonic() - start:7.1f}s] ".encode() + raw)
+        log.flush()
+
+
 def run_verl_cpu(
     args: Sequence[str],
     run_dir: os.PathLike | str,
@@ -96,7 +105,8 @@ def run_verl_cpu(
     env: Optional[Mapping[str, str]] = None,
     cwd: Optional[os.PathLike | str] = None,
 ) -> CpuRun:
-    """``python <args> <cpu overrides>`` with the CPU environment; output in ``run_dir/verl.log``."""
+    """``python <args> <cpu overrides>`` with the CPU environment; output in ``run_dir/verl.log``
+    (stdout and stderr, each line prefixed with the seconds elapsed)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     temp_dir = ray_temp_dir(run_dir)
@@ -112,8 +122,16 @@ def run_verl_cpu(
         log.write((" ".join(argv) + "\n").encode())
         log.flush()
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=cwd or run_dir, start_new_session=True
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            cwd=cwd or run_dir,
+            start_new_session=True,
         )
+        copier = threading.Thread(target=_copy_with_elapsed, args=(proc.stdout, log, start), daemon=True)
+        copier.start()
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -121,6 +139,8 @@ def run_verl_cpu(
         finally:
             _kill_group(proc)
             killed = kill_ray_processes(temp_dir)
+            copier.join(timeout=10)  # the pipe closes once every process holding it is gone
+            proc.stdout.close()
     if temp_dir.startswith("/tmp/ray-"):  # the short fallback outside run_dir
         shutil.rmtree(temp_dir, ignore_errors=True)
     return CpuRun(
