@@ -35,6 +35,13 @@ def cpu_env(extra_modules: Iterable[str] = (), base: Optional[Mapping[str, str]]
     - ``PYTHONPATH``: this checkout first, so Ray workers import the same ``alignxplore``.
     - ``HF_HUB_OFFLINE``/``TOKENIZERS_PARALLELISM``: no hub, no tokenizer thread pools on 2 cores.
     - ``RAY_DEDUP_LOGS=0``: show each worker's errors instead of "repeated Nx".
+    - ``RAY_prestart_worker_first_driver=0``: Ray would start one idle Python worker per logical
+      CPU (16) when the driver connects; verl's actors carry their own runtime env, so none of
+      those workers is ever reused and they only take CPU from the run.
+    - ``RAY_worker_register_timeout_seconds=300``: a Ray worker process imports torch, verl and
+      transformers before it registers; on a loaded 2-core box that can pass Ray's default 60 s,
+      and the actor then fails to start. The run as a whole stays bounded by the caller's
+      time-out (:func:`alignxplore.rl.cpu.run_verl_cpu`).
     (``CUDA_VISIBLE_DEVICES`` is left alone: Ray refuses logical GPUs when it is empty.)
     """
     base = dict(os.environ if base is None else base)
@@ -52,6 +59,8 @@ def cpu_env(extra_modules: Iterable[str] = (), base: Optional[Mapping[str, str]]
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "RAY_DEDUP_LOGS": "0",
+        "RAY_prestart_worker_first_driver": base.get("RAY_prestart_worker_first_driver", "0"),
+        "RAY_worker_register_timeout_seconds": base.get("RAY_worker_register_timeout_seconds", "300"),
     }
 
 
