@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -123,8 +122,7 @@ def test_stock_grpo_runs_two_steps_on_cpu(tmp_path, tiny_model_dir):
     # Ray's unix sockets, else a /tmp/ray-* folder the runner removes) and nothing is left running.
     temp_dir = Path(ray_temp_dir(tmp_path))
     assert temp_dir.is_dir() if tmp_path in temp_dir.parents else not temp_dir.exists()
-    assert run.leftover_pids_killed == [] or run.returncode == 0
-    assert kill_ray_processes(str(temp_dir)) == []
+    assert kill_ray_processes(str(temp_dir)) == [], f"left running after the run: {run.leftover_pids_killed}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,8 +187,7 @@ def test_runner_times_out_and_kills_what_it_started(tmp_path):
     run = run_verl_cpu(["-c", script], run_dir=tmp_path, timeout_s=3, with_overrides=False)
     assert run.timed_out and run.returncode != 0
     assert len(run.leftover_pids_killed) == 1  # the grandchild that escaped the process group
-    time.sleep(0.2)
-    assert kill_ray_processes(marker) == []
+    assert kill_ray_processes(marker) == []  # the runner waited for it to die
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,7 +214,11 @@ out = {"device": get_device_name(), "ccl": get_nccl_backend(), "resource": get_r
        "adapter": get_rollout_class("hf", "async").__name__, "replica": RolloutReplicaRegistry.get("hf").__name__}
 if out["device"] == "cpu":
     import torch.distributed as dist
-    os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29500 + os.getpid() % 1000))
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     from verl.workers import engine_workers  # copies the patched function at import
     engine_workers.initialize_global_process_group_ray(timeout_second=60)
     out["pg_backend"] = dist.get_backend()

@@ -75,14 +75,26 @@ def _kill_group(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
             continue
 
 
-def kill_ray_processes(temp_dir: str) -> list[int]:
-    """SIGKILL every process whose command line names ``temp_dir`` (this run's Ray session)."""
+def _alive(pid: int) -> bool:
+    """Running, i.e. neither gone nor a zombie (a zombie's cmdline reads empty)."""
+    try:
+        return bool(Path(f"/proc/{pid}/cmdline").read_bytes())
+    except OSError:
+        return False
+
+
+def kill_ray_processes(temp_dir: str, wait_s: float = 10.0) -> list[int]:
+    """SIGKILL every process whose command line names ``temp_dir`` (this run's Ray session)
+    and wait (up to ``wait_s``) until they are dead. Returns the pids it killed."""
     pids = _pids_mentioning(temp_dir)
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    deadline = time.monotonic() + wait_s
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return pids
 
 
