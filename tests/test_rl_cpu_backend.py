@@ -438,3 +438,21 @@ def test_server_batches_concurrent_requests(hf_server, tokenizer):
     outs = asyncio.run(scenario())
     assert [len(o.token_ids) for o in outs] == [4] * 5
     assert all(o.stop_reason == "completed" and len(o.log_probs) == 4 for o in outs)
+
+
+def test_replica_refuses_layouts_it_does_not_support():
+    """Fails at start-up with the reason, not later inside a rollout."""
+    from verl.workers.rollout.replica import RolloutMode
+
+    from alignxplore.rl.cpu.hf_rollout import HFReplica
+
+    def replica(tp: int, mode: RolloutMode) -> HFReplica:
+        config = SimpleNamespace(tensor_model_parallel_size=tp, data_parallel_size=1, pipeline_model_parallel_size=1)
+        r = HFReplica(replica_rank=0, config=config, model_config=SimpleNamespace(), gpus_per_node=2)
+        r.rollout_mode = mode
+        return r
+
+    with pytest.raises(NotImplementedError, match="parallel size 1"):
+        asyncio.run(replica(2, RolloutMode.HYBRID).launch_servers())
+    with pytest.raises(NotImplementedError, match="hybrid layout only"):
+        asyncio.run(replica(1, RolloutMode.STANDALONE).launch_servers())
