@@ -120,6 +120,25 @@ def cli(tiny_model_dir, *argv):
     return infer_cli.main([*argv, "--model", tiny_model_dir, "--max-new-tokens", "8", "--batch-size", "4"])
 
 
+class KeepOpen:
+    """The session's loaded tiny model, minus close(): spares each CLI run a model load (one
+    test, test_cli_full_then_past_continues, loads it from the path as a user would)."""
+
+    def __init__(self, backend):
+        self._backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def loaded(monkeypatch, hf_backend):
+    monkeypatch.setattr(infer_cli, "backend_from_args", lambda args: KeepOpen(hf_backend))
+
+
 @pytest.fixture
 def users_file(tmp_path):
     chat = [{"role": "user", "content": "u0"}, {"role": "assistant", "content": "a0"}, {"role": "user", "content": "u1"},
@@ -131,13 +150,14 @@ def users_file(tmp_path):
     ])
 
 
-def test_cli_full_then_past_continues(tmp_path, tiny_model_dir, users_file):
+def test_cli_full_then_past_continues(tmp_path, tiny_model_dir, users_file, monkeypatch, hf_backend):
     out = tmp_path / "summaries.jsonl"
     assert cli(tiny_model_dir, "--input", str(users_file), "--out", str(out)) == 0
     rows = load_jsonl(out)
     assert [r["userid"] for r in rows] == ["u1", "u2", "u3"] and [r["n_behaviours"] for r in rows] == [5, 2, 3]
     assert all(r["summary"] == extract_summary(r["response"]) and "steps" not in r for r in rows)
     # continue: new behaviours in a new file, the earlier summaries from --past
+    monkeypatch.setattr(infer_cli, "backend_from_args", lambda args: KeepOpen(hf_backend))
     new = write_users(tmp_path / "new.jsonl", [{"userid": "u1", "history": behaviours(1, "later")}])
     nxt = tmp_path / "next.jsonl"
     assert cli(tiny_model_dir, "--input", str(new), "--out", str(nxt), "--past", str(out)) == 0
@@ -145,7 +165,7 @@ def test_cli_full_then_past_continues(tmp_path, tiny_model_dir, users_file):
     assert row["userid"] == "u1" and row["n_behaviours"] == 1
 
 
-def test_cli_streaming_with_k_keeps_each_intermediate_summary(tmp_path, tiny_model_dir, users_file):
+def test_cli_streaming_with_k_keeps_each_intermediate_summary(tmp_path, tiny_model_dir, users_file, loaded):
     out = tmp_path / "stream.jsonl"
     assert cli(tiny_model_dir, "--input", str(users_file), "--out", str(out), "--stream-chunk", "2") == 0
     rows = {r["userid"]: r for r in load_jsonl(out)}
@@ -156,7 +176,7 @@ def test_cli_streaming_with_k_keeps_each_intermediate_summary(tmp_path, tiny_mod
         assert r["summary"] == r["steps"][-1]["summary"]
 
 
-def test_cli_resumes_after_a_kill_without_duplicates(tmp_path, tiny_model_dir, users_file):
+def test_cli_resumes_after_a_kill_without_duplicates(tmp_path, tiny_model_dir, users_file, loaded):
     out = tmp_path / "summaries.jsonl"
     assert cli(tiny_model_dir, "--input", str(users_file), "--out", str(out), "--chunk-size", "1") == 0
     lines = out.read_text().splitlines()
@@ -179,7 +199,7 @@ def test_cli_bad_input_is_one_line_naming_file_line_field(tmp_path, tiny_model_d
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in proc.stderr
 
 
-def test_cli_personalize_flag(tmp_path, tiny_model_dir, users_file):
+def test_cli_personalize_flag(tmp_path, tiny_model_dir, users_file, loaded):
     summaries = tmp_path / "summaries.jsonl"
     summaries.write_text(json.dumps({"userid": "u1", "summary": "Prefers terse answers."}) + "\n")
     queries = write_users(tmp_path / "queries.jsonl", [
