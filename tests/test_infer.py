@@ -87,6 +87,16 @@ def test_token_budget_keeps_the_most_recent_behaviours(hf_backend):
     assert "item 7" in res.prompt[1]["content"] and "item 5" not in res.prompt[1]["content"]
 
 
+@pytest.mark.parametrize("text", ["plain words", "naïve café ünïcödé", "emoji 🙂🚀🧠 and 中文字符", "\n\n  \t spaces \n\n", "=====" * 20, "a" * 3000])
+def test_byte_bound_never_claims_a_prompt_fits_when_it_does_not(hf_backend, text):
+    inf = PreferenceInferer(hf_backend, SAMPLING)
+    for n in (1, 3):
+        hist = [{"query": f"{text} {i}", "chosen": text, "rejected": text[::-1]} for i in range(n)]
+        exact = hf_backend.count_prompt_tokens(streaming_messages(hist))
+        assert not inf.surely_fits(hist, exact)  # the shortcut only ever says "fits" when it is true
+        assert inf.surely_fits(hist, exact + 10 * len(text.encode()) * n + 200)  # and it does fire well below the budget
+
+
 def test_nothing_within_budget_is_reported_not_sent(hf_backend):
     calls = []
     inf = PreferenceInferer(hf_backend, SAMPLING, prompt_budget=20)  # below the system prompt alone
@@ -150,6 +160,7 @@ def users_file(tmp_path):
     ])
 
 
+@pytest.mark.slow
 def test_cli_full_then_past_continues(tmp_path, tiny_model_dir, users_file, monkeypatch, hf_backend):
     out = tmp_path / "summaries.jsonl"
     assert cli(tiny_model_dir, "--input", str(users_file), "--out", str(out)) == 0
@@ -176,6 +187,7 @@ def test_cli_streaming_with_k_keeps_each_intermediate_summary(tmp_path, tiny_mod
         assert r["summary"] == r["steps"][-1]["summary"]
 
 
+@pytest.mark.slow
 def test_cli_resumes_after_a_kill_without_duplicates(tmp_path, tiny_model_dir, users_file, loaded):
     out = tmp_path / "summaries.jsonl"
     assert cli(tiny_model_dir, "--input", str(users_file), "--out", str(out), "--chunk-size", "1") == 0

@@ -43,6 +43,8 @@ from ..prompts import extract_summary, personalize_messages, rl_messages, stream
 # "rl" is the RL stages' wording ("Tripe" blocks), for policies trained only with it.
 WORDINGS: dict[str, Callable[..., list[dict]]] = {"eval": streaming_messages, "rl": rl_messages}
 
+# Slack of the byte bound in PreferenceInferer.surely_fits (tokens); generous on purpose.
+BOUND_MARGIN = 64
 GenerateFn = Callable[[list[list[dict]]], Awaitable[list[Generated]]]
 
 
@@ -173,13 +175,34 @@ class PreferenceInferer:
         self.budget = prompt_budget
         self.streaming_budget = int(prompt_budget / STREAMING_BUDGET_DIVISOR)
         self.enable_thinking = enable_thinking
+        self._skeleton: tuple[int, int] | None = None  # (tokens, content bytes) of the prompt with no behaviour
 
     # -- prompt building ---------------------------------------------------------------
+    def _content_bytes(self, triples: list[Record]) -> int:
+        return sum(len(m["content"].encode()) for m in self.render(triples, None))
+
+    def surely_fits(self, triples: list[Record], budget: int) -> bool:
+        """A cheap sufficient test that the no-past prompt is below ``budget``, so that short
+        histories (nearly every service request) skip exact tokenisation.
+
+        Upper bound: the tokens of the prompt with no behaviour, plus one token per byte the
+        behaviours add (a byte-level BPE token such as Qwen3's spells at least one byte), plus
+        ``BOUND_MARGIN`` for re-split pieces where the behaviours are inserted. Only decides
+        "fits"; anything near the budget is counted exactly.
+        """
+        if self._skeleton is None:
+            self._skeleton = (self.backend.count_prompt_tokens(self.render([], None), enable_thinking=self.enable_thinking),
+                              self._content_bytes([]))
+        tokens, nbytes = self._skeleton
+        return tokens + (self._content_bytes(triples) - nbytes) + BOUND_MARGIN < budget
+
     def truncate(self, triples: list[Record], budget: int, where: str = "<input>") -> tuple[list[Record], int]:
         """The most recent behaviours whose no-past prompt fits ``budget`` (evaluation rule)."""
         def n_tokens(t: list[Record]) -> int:
             return self.backend.count_prompt_tokens(self.render(t, None), enable_thinking=self.enable_thinking)
 
+        if self.surely_fits(triples, budget):
+            return list(triples), 0
         try:
             return truncate_to_budget(triples, n_tokens, budget, where)
         except DataError:
