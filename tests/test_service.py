@@ -180,7 +180,7 @@ def test_saturation_queues_then_refuses_with_503():
         return "timeout"
 
     with FakeOpenAIServer(fault_plan=plan, hang_seconds=10) as hang:
-        limits = ServiceLimits(max_concurrent_requests=1, max_queue=1, request_timeout=3)
+        limits = ServiceLimits(max_concurrent_requests=1, max_queue=1, request_timeout=5)
         with running(create_app(openai_inferer(hang, timeout=8.0, max_retries=0), limits)) as c:
             statuses = {}
 
@@ -189,10 +189,10 @@ def test_saturation_queues_then_refuses_with_503():
 
             first = threading.Thread(target=send, args=("first",))
             first.start()
-            assert reached.wait(10)
+            assert reached.wait(60)
             second = threading.Thread(target=send, args=("second",))
             second.start()
-            for _ in range(500):  # until the second request is waiting in the queue
+            for _ in range(2000):  # until the second request is waiting in the queue
                 if c.get("/health").json()["queued"] == 1:
                     break
                 second.join(0.01)

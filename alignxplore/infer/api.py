@@ -196,6 +196,10 @@ class PreferenceInferer:
         tokens, nbytes = self._skeleton
         return tokens + (self._content_bytes(triples) - nbytes) + BOUND_MARGIN < budget
 
+    def warm_up(self) -> None:
+        """Load what the first request would otherwise wait for (the tokenizer of an HTTP backend)."""
+        self.surely_fits([], self.budget)
+
     def truncate(self, triples: list[Record], budget: int, where: str = "<input>") -> tuple[list[Record], int]:
         """The most recent behaviours whose no-past prompt fits ``budget`` (evaluation rule)."""
         def n_tokens(t: list[Record]) -> int:

@@ -150,6 +150,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def create_app(inferer: PreferenceInferer, limits: ServiceLimits = ServiceLimits(), *, token: str | None = None,
                record: str | None = None, model_name: str | None = None) -> FastAPI:
     """The app, around an inferer (and its backend) built by the caller."""
+    inferer.warm_up()  # before serving: the first request must not wait for a tokenizer load
     executor = None if hasattr(inferer.backend, "agenerate") else ThreadPoolExecutor(1, thread_name_prefix="engine")
 
     @contextlib.asynccontextmanager
@@ -279,7 +280,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if hasattr(backend, "progress"):
         backend.progress = False  # per-request progress bars would flood the log
     inferer = PreferenceInferer(backend, sampling_from_args(args), wording=args.wording, prompt_budget=args.prompt_budget)
-    inferer.truncate([{"query": "", "chosen": "warm-up", "rejected": "warm-up"}], inferer.budget)  # load the tokenizer now
     limits = ServiceLimits(args.max_body_bytes, args.max_users, args.max_concurrent_requests, args.max_queue, args.request_timeout)
     app = create_app(inferer, limits, token=os.environ.get(TOKEN_ENV) or None, record=args.record, model_name=args.model)
     log.info("serving", extra={"fields": {"host": args.host, "port": args.port, "backend": backend.name, "auth": bool(os.environ.get(TOKEN_ENV))}})
