@@ -114,21 +114,23 @@ def main() -> None:
     try:
         asyncio.run(run_level(url, 8, 1.0, args.behaviours, start=10**8))  # warm-up: connections, first-call paths
         rows = []
-        proc = psutil.Process(service.pid)
+        procs = {"service": psutil.Process(service.pid), "model": psutil.Process(fake.pid), "client": psutil.Process()}
         for i, c in enumerate(levels):
-            cpu0 = sum(proc.cpu_times()[:2])
+            cpu0 = {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
             rows.append(asyncio.run(run_level(url, c, args.seconds, args.behaviours, start=i * 10**6)))
-            rows[-1]["cpu_ms"] = 1000 * (sum(proc.cpu_times()[:2]) - cpu0) / max(1, rows[-1]["requests"])
+            n = max(1, rows[-1]["requests"])
+            rows[-1]["cpu_ms"] = {k: 1000 * (sum(p.cpu_times()[:2]) - cpu0[k]) / n for k, p in procs.items()}
     finally:
         service.terminate()
         fake.stdin.close()
         service.wait(20)
         fake.wait(20)
     n_logged = sum(1 for line in open(log_file.name) if '"msg": "request"' in line)
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"service backed by the test server ({args.latency * 1000:.0f} ms per generation), {args.behaviours} behaviours per request, {n_logged} request log lines")
-    print(f"{'concurrency':>11} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'service CPU ms/req':>19}  statuses")
+    print(f"{'concurrency':>11} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   CPU ms/req: service / test server / client  statuses")
     for r in rows:
-        print(f"{r['concurrency']:>11} {r['requests']:>9} {r['rps']:>8.1f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['cpu_ms']:>19.2f}  {r['statuses']}")
+        print(f"{r['concurrency']:>11} {r['requests']:>9} {r['rps']:>8.1f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}   {r['cpu_ms']['service']:>5.2f} / {r['cpu_ms']['model']:.2f} / {r['cpu_ms']['client']:.2f}  {r['statuses']}")
     bad = sum(n for r in rows for s, n in r["statuses"].items() if s != 200)
     if bad:
         print(f"WARNING: {bad} request(s) did not answer 200")

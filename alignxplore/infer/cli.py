@@ -44,15 +44,16 @@ def validate_user_row(obj, where: str) -> Record:
 
 
 def _summaries_by_user(path: str, field: str = "summary") -> dict[str, str]:
-    """userid -> summary from an earlier output of this command (users that failed are absent)."""
+    """userid -> summary from an earlier output of this command. Users that failed are absent;
+    a ``null`` summary (nothing fit the budget, no past) counts as no summary."""
     def check(obj, where):
         if not isinstance(obj, dict) or "userid" not in obj:
             raise DataError(where, "userid", "missing")
-        if not isinstance(obj.get(field), str):
+        if field not in obj or not (obj[field] is None or isinstance(obj[field], str)):
             raise DataError(where, field, "missing or not a string")
         return obj
 
-    return {str(r["userid"]): r[field] for r in read_jsonl(path, check)}
+    return {str(r["userid"]): r[field] for r in read_jsonl(path, check) if r[field] is not None}
 
 
 def _unique(rows: list[Record], key, field: str) -> None:
