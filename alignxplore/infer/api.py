@@ -101,7 +101,8 @@ class InferResult:
     """A new summary, or why there is none.
 
     ``summary`` is the text after the last ``</think>`` of ``response``; on error it is the
-    past summary, unchanged (``None`` without one). ``steps`` holds every chunk's result of a
+    last summary reached (the past one, or a streaming replay's last good step; ``None``
+    without any). ``steps`` holds every chunk's result of a
     streaming replay, in order (the last one's summary is ``summary``).
     """
 
@@ -238,9 +239,12 @@ class PreferenceInferer:
         errors: list[str | None] = [None] * len(users)
         for i, (chunks, _) in enumerate(plans):
             if not chunks:
-                errors[i] = f"no behaviour fits the prompt budget of {self.streaming_budget if (chunk or past[i] is not None) else self.budget} tokens"
+                budget = self.streaming_budget if (chunk or past[i] is not None) else self.budget
+                errors[i] = f"no behaviour fits the prompt budget of {budget} tokens"
         for p in range(max((len(c) for c, _ in plans), default=0)):
             live = [i for i, (chunks, _) in enumerate(plans) if errors[i] is None and p < len(chunks)]
+            if not live:
+                break
             prompts = [self.render(plans[i][0][p], past[i]) for i in live]
             gens = await generate(prompts)
             for i, prompt, g in zip(live, prompts, gens):
