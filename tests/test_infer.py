@@ -237,3 +237,19 @@ def test_console_entry_point_is_declared_and_runs():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0 and "--stream-chunk" in proc.stdout and "alignxplore infer" in proc.stdout
     assert func == "console"
+
+
+def test_streaming_failure_stops_that_user_only():
+    """Over HTTP (the fault-injecting test server): user b's second chunk always fails."""
+    from alignxplore.backends import load_backend
+    from alignxplore.testing.fake_openai import ALWAYS_FAIL_MARKER, FakeOpenAIServer
+
+    bad = behaviours(2, "b") + behaviours(1, ALWAYS_FAIL_MARKER) + behaviours(2, "b2")
+    with FakeOpenAIServer() as server:
+        backend = load_backend("openai", "policy", base_url=server.base_url, max_retries=0, progress=False)
+        a, b = PreferenceInferer(backend, SAMPLING).infer_many([User(behaviours(4, "a"), userid="a"), User(bad, userid="b")], chunk=2)
+        assert server.requests == 2 + 2  # a: 2 chunks; b: chunk 1, chunk 2 fails, chunk 3 never sent
+    assert a.ok and len(a.steps) == 2
+    assert not b.ok and "generation failed: HTTP 500" in b.error
+    assert [s.ok for s in b.steps] == [True, False]
+    assert b.summary == b.steps[0].summary and b.response is None and b.n_behaviours == 2
