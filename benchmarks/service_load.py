@@ -10,7 +10,9 @@ Three processes, as in a deployment: the test server (the "model"), the service
 (aiohttp, a fixed number of requests kept in flight). Every request is one user with
 ``--behaviours`` triples, distinct per request. Prints one row per level and, on the last
 line, the throughput ratio of the highest level to concurrency 1 (target >= 30x at 64: the
-service's own work per request must stay far below the model's 100 ms).
+service's own work per request must stay far below the model's 100 ms). Also prints the
+CPU time each process spent per request, which does not depend on how busy the machine is.
+``SERVICE_RUNNER`` replaces ``-m alignxplore.infer.service`` (e.g. a profiling wrapper).
 """
 from __future__ import annotations
 
