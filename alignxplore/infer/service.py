@@ -10,7 +10,7 @@ optional ``"userid"``, ``"past"``) or many (``{"users": [...]}``), optional ``"s
 it answers ``{"request_id", "results": [...]}`` with the fields of ``alignxplore infer``'s
 output rows. ``GET /health`` (no token needed) reports load. Status codes: 200 (at least one
 user summarised; per-user ``error`` for the others), 400 malformed JSON, 401 missing or wrong
-bearer token, 413 body over ``--max-body-bytes``, 422 invalid fields (one line naming the
+bearer token, 413 body over ``--max-body-bytes`` or more users than ``--max-users``, 422 invalid fields (one line naming the
 field) or no user left with a behaviour inside the token budget, 502 the backend failed for
 every user, 503 saturated (``Retry-After``), 504 over ``--request-timeout``.
 
