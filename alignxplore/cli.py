@@ -65,6 +65,26 @@ def add_backend_args(ap, prefix: str = "", *, what: str = "model") -> None:
     g.add_argument(f"--{prefix}tokenizer", default=None, help="openai: the served model's tokenizer (default: the bundled Qwen3 one)")
 
 
+def add_sampling_args(ap) -> None:
+    """Sampling knobs with the paper's defaults (``SamplingConfig``); shared by every command
+    that generates text."""
+    from .backends.base import SamplingConfig
+
+    s = ap.add_argument_group("sampling (paper defaults)")
+    d = SamplingConfig()
+    s.add_argument("--temperature", type=float, default=d.temperature)
+    s.add_argument("--top-k", type=int, default=d.top_k)
+    s.add_argument("--top-p", type=float, default=d.top_p)
+    s.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    s.add_argument("--seed", type=int, default=d.seed)
+
+
+def sampling_from_args(args):
+    from .backends.base import SamplingConfig
+
+    return SamplingConfig(args.temperature, args.top_k, args.top_p, args.max_new_tokens, args.seed)
+
+
 def backend_from_args(args, prefix: str = ""):
     from .backends import load_backend
 

@@ -331,3 +331,21 @@ def split_merge_output(text: str) -> tuple[str, str] | None:
     reasoning, summary = parts[0].strip(), parts[1].strip()
     return (reasoning, summary) if reasoning and summary else None
 # ==================================== END SFT DATA SYNTHESIS PROMPTS =======================
+
+
+# Personalization (the "universal interface"): an inferred summary placed in any chat model's
+# system prompt. New text of this project (the paper hands summaries to downstream models but
+# released no such prompt); kept short and model-agnostic, and it asks the model not to recite
+# the summary back to the user.
+PERSONALIZE_SYSTEM = (
+    "You are a helpful assistant. Below is a summary of this user's preferences, inferred from "
+    "their past behaviour.\n\n=====User Preference Summary=====\n{summary}\n=====END=====\n\n"
+    "Tailor your response to these preferences wherever they apply to the user's request. Do not "
+    "mention the summary or that it was inferred."
+)
+
+
+def personalize_messages(summary: str, query: str) -> list[dict]:
+    """Chat messages for a downstream model: the user's summary in the system prompt, the
+    query as the user turn."""
+    return [{"role": "system", "content": PERSONALIZE_SYSTEM.format(summary=summary.strip())}, {"role": "user", "content": query}]

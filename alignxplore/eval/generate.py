@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..backends.base import Backend, SamplingConfig
-from ..cli import add_backend_args, backend_from_args, run_main
+from ..cli import add_backend_args, add_sampling_args, backend_from_args, run_main, sampling_from_args
 from ..formats import ResumableJsonl
 from ..history import MAX_PROMPT_TOKENS, STREAMING_BUDGET_DIVISOR, full_history, streaming_passes, truncate_to_budget
 from ..prompts import extract_summary, preference_messages
@@ -129,13 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--limit", type=int, default=None, help="first N users per benchmark (smoke runs)")
     ap.add_argument("--chunk-size", type=int, default=256, help="users per engine call; the unit of resumption")
     ap.add_argument("--prompt-budget", type=int, default=MAX_PROMPT_TOKENS, help="prompt tokens; streaming uses budget/1.2")
-    s = ap.add_argument_group("sampling (paper defaults)")
-    d = SamplingConfig()
-    s.add_argument("--temperature", type=float, default=d.temperature)
-    s.add_argument("--top-k", type=int, default=d.top_k)
-    s.add_argument("--top-p", type=float, default=d.top_p)
-    s.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
-    s.add_argument("--seed", type=int, default=d.seed)
+    add_sampling_args(ap)
     add_backend_args(ap, what="summary model")
     return ap
 
@@ -147,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {}
     for b in benches:
         data[b.name] = load_benchmark_rows(b.path(args.data_dir), args.limit)
-    sampling = SamplingConfig(args.temperature, args.top_k, args.top_p, args.max_new_tokens, args.seed)
+    sampling = sampling_from_args(args)
     backend = backend_from_args(args)
     gen = SummaryGenerator(backend, sampling, args.prompt_budget)
     failed = 0
