@@ -4,8 +4,8 @@
     python benchmarks/reward_throughput.py --responses 512 --latency 0.05 --concurrency 32
 
 Both sides run ``alignxplore.rl.reward.compute_score`` (format gate, summary, seeded A/B,
-judge prompt, P(correct)) against the same local OpenAI-compatible judge
-(``alignxplore.testing.fake_openai``, fixed latency per request) in one process:
+judge prompt, P(correct)) in this process against the same local OpenAI-compatible judge
+(``alignxplore.testing.fake_openai``, fixed latency per request, in its own process):
 
 * sequential: each response's reward is awaited before the next starts, so one request is
   in flight at a time — the authors' ``confidence_upi_streaming.py`` loop;
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing as mp
 import time
+from contextlib import contextmanager
 
 from alignxplore.rl import reward
 from alignxplore.testing.fake_openai import FakeOpenAIServer
@@ -27,6 +29,33 @@ from alignxplore.testing.fake_openai import FakeOpenAIServer
 TARGET_RATIO = 30.0
 GT = {"target1": {"query": "Recommend a movie.", "chosen": "Arrival", "rejected": "Titanic"},
       "target2": {"query": "Pick a film.", "chosen": "Solaris", "rejected": "Notting Hill"}}
+
+
+def _serve(latency: float, port_q, stop) -> None:
+    with FakeOpenAIServer(latency=latency) as server:
+        port_q.put(server.port)
+        stop.wait()
+        port_q.put(server.max_in_flight)
+
+
+@contextmanager
+def judge_server(latency: float):
+    """The fake judge in its own process, as a real judge server is: the client's and the
+    server's CPU work do not share one interpreter lock. Yields (base_url, peak-in-flight getter)."""
+    ctx = mp.get_context("spawn")
+    port_q, stop = ctx.Queue(), ctx.Event()
+    proc = ctx.Process(target=_serve, args=(latency, port_q, stop), daemon=True)
+    proc.start()
+    try:
+        port = port_q.get(timeout=60)
+        peak: list[int] = []
+        yield f"http://127.0.0.1:{port}/v1", peak
+    finally:
+        stop.set()
+        try:
+            peak.append(port_q.get(timeout=10))
+        finally:
+            proc.join(10)
 
 
 def responses(n: int) -> list[str]:
@@ -58,11 +87,11 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     args = ap.parse_args()
     texts = responses(args.responses)
-    with FakeOpenAIServer(latency=args.latency) as server:
-        judge = {"base_url": server.base_url, "concurrency": args.concurrency}
+    with judge_server(args.latency) as (base_url, peak_box):
+        judge = {"base_url": base_url, "concurrency": args.concurrency}
         seq_s, seq_out = asyncio.run(run(texts, {**judge, "concurrency": 1}, concurrent=False))
         con_s, con_out = asyncio.run(run(texts, judge, concurrent=True))
-        peak = server.max_in_flight
+    peak = peak_box[0] if peak_box else "?"
     assert [o["score"] for o in seq_out] == [o["score"] for o in con_out], "the two paths must score identically"
     assert all(o["judge_ok"] for o in con_out)
     ratio = seq_s / con_s
