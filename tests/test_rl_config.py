@@ -69,3 +69,17 @@ def test_misspelt_key_added_to_our_sections_fails_at_start_up():
     kwargs = dict(compose_cfg(["+reward.custom_reward_function.reward_kwargs.base_ulr=x"]).reward.custom_reward_function.reward_kwargs)
     with pytest.raises(TypeError, match="base_ulr"):
         JudgeOptions.from_kwargs(kwargs)
+
+
+def test_missing_inputs_are_one_line_before_ray_starts(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "alignxplore.rl.main", f"data.train_files={tmp_path}/none.parquet"],
+                          cwd=repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path}/none.parquet: data.train_files: no such file (make it with bash verl/preprocess.sh)")
+    assert "Traceback" not in proc.stderr

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 import hydra
@@ -65,14 +66,31 @@ class StreamingTaskRunner(BaseTaskRunner):
 
 
 def check_config(config) -> None:
-    """What the rest of the stack assumes; fails before any Ray actor starts."""
+    """What the rest of the stack assumes; fails (one line) before any Ray actor starts."""
+    from ..formats import DataError
     from .trainer import StreamingConfig
 
-    StreamingConfig.from_config(config.get("streaming"))
+    try:
+        StreamingConfig.from_config(config.get("streaming"))
+    except (TypeError, ValueError) as err:
+        raise DataError("config", "streaming", str(err)) from None
     if config.trainer.use_v1:
-        raise ValueError("streaming GRPO runs on the legacy trainer: set trainer.use_v1=false")
+        raise DataError("config", "trainer.use_v1", "streaming GRPO runs on the legacy trainer: set trainer.use_v1=false")
     if config.algorithm.adv_estimator != "grpo":
-        raise ValueError(f"streaming GRPO needs algorithm.adv_estimator=grpo, got {config.algorithm.adv_estimator}")
+        raise DataError("config", "algorithm.adv_estimator", f"streaming GRPO needs grpo, got {config.algorithm.adv_estimator}")
+
+
+def check_inputs(config) -> None:
+    """Local inputs exist: a wrong path is one line here, not a traceback from a Ray actor."""
+    from ..formats import DataError
+
+    files = config.data.train_files
+    for f in [files] if isinstance(files, str) else list(files):
+        if "://" not in str(f) and not Path(f).is_file():
+            raise DataError(str(f), "data.train_files", "no such file (make it with bash verl/preprocess.sh)")
+    model = str(config.actor_rollout_ref.model.path)
+    if "://" not in model and (model.startswith(("/", ".", "~")) or Path(model).exists()) and not Path(model).expanduser().is_dir():
+        raise DataError(model, "actor_rollout_ref.model.path", "no such model folder")
 
 
 def run(config) -> None:
@@ -83,13 +101,20 @@ def run(config) -> None:
 
     auto_set_device(config)
     check_config(config)
+    check_inputs(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     run_ppo(config, task_runner_class=ray.remote(num_cpus=1)(StreamingTaskRunner))
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name=CONFIG_NAME, version_base=None)
 def main(config) -> None:
-    run(config)
+    from ..formats import DataError
+
+    try:
+        run(config)
+    except DataError as err:  # our start-up checks: one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
