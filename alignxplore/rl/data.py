@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from ..cli import run_main
 from ..formats import DataError, validate_rl_row
 from ..prompts import rl_messages
 
-log = logging.getLogger("alignxplore.rl.data")
 DATA_SOURCE = "alignxplore_rl"
 TRIPLE_KEYS = ("query", "chosen", "rejected")
 
