@@ -1,0 +1,165 @@
+"""The streaming-GRPO reward: the judge's probability that the summary picks the user's item.
+
+Selected in the YAML as ``reward.custom_reward_function.{path: pkg://alignxplore.rl.reward,
+name: compute_score}``; verl's reward loop awaits it once per response, for both stages,
+while the rollout is still running. Keyword options come from
+``reward.custom_reward_function.reward_kwargs`` (see :class:`JudgeOptions`).
+
+Per response (FORMATS.md §4):
+
+1. format gate ``prompts.is_well_formed`` (one ``<think>``, one ``</think>``, regex
+   ``^<think>.+</think>.+$`` DOTALL); a failure scores 0.0 without a judge call;
+2. summary ``prompts.extract_summary`` (text after the last ``</think>``, stripped);
+3. target by stage (``extra_info.stage``): stage 1 -> ``target1 = history[mid]``, stage 2 ->
+   ``target2 = history[-1]``; judge prompt ``prompts.judge_messages`` with the chosen item
+   as Item A or B by a seeded draw (see :func:`chosen_is_a`);
+4. score = P(correct letter) read from the judge (``JudgeScore``: P(' A'), P(' B') at the
+   letter position). The authors sampled one letter and scored P(letter) if right, else
+   1 - P(letter): its expectation is exactly P(correct letter). We use that expectation,
+   which removes the sampling noise from the reward without changing its mean.
+
+Every call returns the same keys: ``score``, ``format_ok``, ``confidence`` (P(correct), 0.0
+when not judged), ``judge_ok`` (False only when a judge call failed), ``stage``.
+
+Judge outage (``on_judge_error``): ``fail`` (default) raises once ``max_consecutive_failures``
+judge calls in a row failed in this worker process (each call already retried with back-off
+by the client), which stops the step and the run; isolated failures below that score 0 with
+``judge_ok=False``. ``zero`` never raises: every failure scores 0 with ``judge_ok=False``,
+is counted and logged, and the trainer logs the per-step count (``streaming/stage*/judge_failures``).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import threading
+from dataclasses import dataclass, fields
+
+from ..backends import JudgeScore
+from ..prompts import extract_summary, is_well_formed, judge_messages
+
+log = logging.getLogger("alignxplore.rl.reward")
+OUTAGE_POLICIES = ("fail", "zero")
+
+
+class JudgeOutage(RuntimeError):
+    """The judge failed ``max_consecutive_failures`` times in a row (policy ``fail``)."""
+
+
+@dataclass(frozen=True)
+class JudgeOptions:
+    backend: str = "openai"  # openai (a vLLM server, production) | hf (in-process, CPU tests)
+    model: str = "Qwen/Qwen3-8B"  # served model name (openai) or checkpoint path (hf)
+    base_url: str = "http://127.0.0.1:8000/v1"
+    concurrency: int = 64  # requests in flight per reward worker process
+    timeout: float = 120.0
+    max_retries: int = 4
+    tokenizer: str | None = None  # openai: the judge's tokenizer (default: bundled Qwen3)
+    device: str = "cpu"  # hf only
+    on_judge_error: str = "fail"
+    max_consecutive_failures: int = 16
+    ab_seed: int = 1
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict) -> "JudgeOptions":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"unknown judge option(s) {unknown} in reward_kwargs; known: {sorted(known)}")
+        opts = cls(**{k: v for k, v in kwargs.items()})
+        if opts.on_judge_error not in OUTAGE_POLICIES:
+            raise ValueError(f"on_judge_error={opts.on_judge_error!r}; expected one of {OUTAGE_POLICIES}")
+        return opts
+
+
+class _Judge:
+    """One judge client per worker process, created on first use and kept for the process."""
+
+    def __init__(self, opts: JudgeOptions):
+        from ..backends import load_backend
+
+        self.opts = opts
+        self.consecutive_failures = 0
+        self.failures = 0
+        if opts.backend == "openai":
+            self.backend = load_backend("openai", opts.model, base_url=opts.base_url, concurrency=opts.concurrency,
+                                        timeout=opts.timeout, max_retries=opts.max_retries, tokenizer=opts.tokenizer, progress=False)
+        elif opts.backend == "hf":
+            self.backend = load_backend("hf", opts.model, device=opts.device, progress=False)
+            self._lock = threading.Lock()  # one forward at a time on the shared in-process model
+        else:
+            raise ValueError(f"judge backend {opts.backend!r}; the reward supports 'openai' and 'hf'")
+
+    async def score(self, messages: list[dict]) -> JudgeScore:
+        if self.opts.backend == "openai":
+            return await self.backend.ajudge(messages)
+
+        def run() -> JudgeScore:
+            with self._lock:
+                return self.backend.judge([messages])[0]
+
+        return await asyncio.to_thread(run)
+
+    def record(self, ok: bool, error: str | None) -> None:
+        if ok:
+            self.consecutive_failures = 0
+            return
+        self.failures += 1
+        self.consecutive_failures += 1
+        log.warning("judge call failed (%d in a row, %d in this process): %s", self.consecutive_failures, self.failures, error)
+        if self.opts.on_judge_error == "fail" and self.consecutive_failures >= self.opts.max_consecutive_failures:
+            raise JudgeOutage(
+                f"judge at {self.opts.base_url if self.opts.backend == 'openai' else self.opts.model} failed "
+                f"{self.consecutive_failures} times in a row (last: {error}); stopping the step "
+                f"(reward_kwargs.on_judge_error=zero scores failures 0 instead)"
+            )
+
+
+_JUDGES: dict[JudgeOptions, _Judge] = {}
+
+
+def get_judge(opts: JudgeOptions) -> _Judge:
+    if opts not in _JUDGES:
+        _JUDGES[opts] = _Judge(opts)
+    return _JUDGES[opts]
+
+
+def chosen_is_a(seed: int, stage: int, index, response: str) -> bool:
+    """Seeded A/B placement: the chosen item is Item A with probability 1/2.
+
+    The authors drew unseeded. We seed a private RNG per response from (seed, stage, row
+    index, response text), so the draw does not depend on which reward worker scores the
+    response or in what order, and a rerun with the same responses places items identically.
+    """
+    digest = hashlib.sha256(f"{seed}|{stage}|{index}|{response}".encode()).hexdigest()
+    return random.Random(int(digest[:16], 16)).randint(0, 1) == 1
+
+
+def target_for_stage(ground_truth: dict, stage: int) -> dict:
+    if stage not in (1, 2):
+        raise ValueError(f"extra_info.stage must be 1 or 2, got {stage!r}")
+    return ground_truth[f"target{stage}"]
+
+
+async def compute_score(data_source=None, solution_str: str = "", ground_truth=None, extra_info=None, **kwargs) -> dict:
+    """verl's custom reward hook (async); see the module docstring."""
+    extra_info = extra_info or {}
+    stage = int(extra_info.get("stage", 1))
+    target = target_for_stage(ground_truth, stage)
+    out = {"score": 0.0, "format_ok": False, "confidence": 0.0, "judge_ok": True, "stage": stage}
+    if not is_well_formed(solution_str):
+        return out
+    out["format_ok"] = True
+    opts = JudgeOptions.from_kwargs(kwargs)
+    judge = get_judge(opts)
+    a_is_chosen = chosen_is_a(opts.ab_seed, stage, extra_info.get("index", 0), solution_str)
+    item_a, item_b = (target["chosen"], target["rejected"]) if a_is_chosen else (target["rejected"], target["chosen"])
+    result = await judge.score(judge_messages(target["query"], extract_summary(solution_str), item_a, item_b))
+    judge.record(result.ok, result.error)
+    if not result.ok:
+        out["judge_ok"] = False
+        return out
+    p_correct = float(result.p_a if a_is_chosen else result.p_b)
+    out["score"] = out["confidence"] = p_correct
+    return out
