@@ -15,6 +15,12 @@ the same quantity the hf backend computes — for any judge, even one whose lett
 a top-k list (newer vLLMs also have ``logprob_token_ids``; 0.24 does not). The raw letter mass
 is not observable this way (``letter_mass`` is None). Generation requests ask for no
 log-probabilities, so the mode does not affect them.
+
+Sampled judge protocol: each item becomes two requests in one ``LLM.generate`` call — the
+teacher-forced read-out above and the sampled answer (``SamplingParams(temperature=0.6,
+top_k=20, top_p=0.95, max_tokens=16, seed=<item seed>)`` on the bare judge prompt, thinking
+off). The engine is built with ``enable_prefix_caching=True``, so the judge prompt they share
+is prefilled once. Per-request seeds make every answer independent of batching.
 """
 from __future__ import annotations
 
@@ -22,7 +28,18 @@ from typing import Sequence
 
 from ..history import MAX_MODEL_LEN
 from ..prompts import Message
-from .base import Generated, JudgeScore, SamplingConfig, count_tokens, letter_token_ids, render_generation_prompt, render_judge_prompt
+from .base import (
+    Generated,
+    JudgeSampling,
+    JudgeScore,
+    SampledJudgment,
+    SamplingConfig,
+    count_tokens,
+    item_seeds,
+    letter_token_ids,
+    render_generation_prompt,
+    render_judge_prompt,
+)
 
 
 
@@ -57,6 +74,7 @@ class VLLMBackend:
             seed=seed,
             enforce_eager=enforce_eager,
             logprobs_mode=LOGPROBS_MODE,
+            enable_prefix_caching=True,  # the sampled judge protocol's two requests share a prompt
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.progress = progress
@@ -78,21 +96,50 @@ class VLLMBackend:
         outputs = self.llm.generate(self._prompts(texts), params, use_tqdm=self.progress)
         return [Generated(o.outputs[0].text) for o in outputs]
 
-    def judge(self, conversations: Sequence[Sequence[Message]]) -> list[JudgeScore]:
+    def _forced_params(self):
         from vllm import SamplingParams
 
         letters = [self._letters["A"], self._letters["B"]]
-        params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=2, allowed_token_ids=letters)
+        return SamplingParams(temperature=0.0, max_tokens=1, logprobs=2, allowed_token_ids=letters)
+
+    def _score(self, output) -> JudgeScore:
+        top = output.outputs[0].logprobs[0]  # token id -> Logprob at the decision position
+        a, b = top.get(self._letters["A"]), top.get(self._letters["B"])
+        score = JudgeScore.from_logprobs(a.logprob if a else None, b.logprob if b else None)
+        score.letter_mass = None  # processed log-probs are renormalised over {A, B}
+        return score
+
+    def judge(self, conversations: Sequence[Sequence[Message]]) -> list[JudgeScore]:
         texts = [render_judge_prompt(self.tokenizer, m) for m in conversations]
-        outputs = self.llm.generate(self._prompts(texts), params, use_tqdm=self.progress)
-        scores = []
-        for o in outputs:
-            top = o.outputs[0].logprobs[0]  # token id -> Logprob at the decision position
-            a, b = top.get(letters[0]), top.get(letters[1])
-            score = JudgeScore.from_logprobs(a.logprob if a else None, b.logprob if b else None)
-            score.letter_mass = None  # processed log-probs are renormalised over {A, B}
-            scores.append(score)
-        return scores
+        outputs = self.llm.generate(self._prompts(texts), self._forced_params(), use_tqdm=self.progress)
+        return [self._score(o) for o in outputs]
+
+    def judge_sampled(
+        self, conversations: Sequence[Sequence[Message]], sampling: JudgeSampling, seeds: Sequence[int] | None = None
+    ) -> list[SampledJudgment]:
+        from vllm import SamplingParams
+
+        seeds = item_seeds(sampling, len(conversations), seeds)
+        forced = [render_judge_prompt(self.tokenizer, m) for m in conversations]
+        bare = [render_generation_prompt(self.tokenizer, m, enable_thinking=False) for m in conversations]
+        forced_params = self._forced_params()
+        sampled_params = [
+            SamplingParams(
+                temperature=sampling.temperature,
+                top_k=sampling.top_k,
+                top_p=sampling.top_p,
+                max_tokens=sampling.max_new_tokens,
+                seed=seed,
+            )
+            for seed in seeds
+        ]
+        # Interleaved so each pair is scheduled together and the second hits the prefix cache.
+        prompts, params = [], []
+        for f, b, p in zip(self._prompts(forced), self._prompts(bare), sampled_params):
+            prompts += [f, b]
+            params += [forced_params, p]
+        outputs = self.llm.generate(prompts, params, use_tqdm=self.progress)
+        return [SampledJudgment(outputs[2 * i + 1].outputs[0].text, self._score(outputs[2 * i])) for i in range(len(conversations))]
 
     def count_prompt_tokens(self, messages: Sequence[Message], *, enable_thinking: bool = True) -> int:
         return count_tokens(self.tokenizer, messages, enable_thinking=enable_thinking)
