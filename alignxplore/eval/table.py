@@ -102,14 +102,14 @@ def _columns(rows: list[Row]) -> list[str]:
     return list(PAPER_COLUMNS) + extra
 
 
-def title(metric: str = "accuracy") -> str:
+def heading(metric: str = "accuracy") -> str:
     what = "accuracy (%) of the downstream judge, sampled answer as published" if metric == "accuracy" else f"{metric} (%) of the downstream judge"
     return f"Main results: {what}"
 
 
 def render_markdown(rows: list[Row], metric: str = "accuracy") -> str:
     cols = _columns(rows)
-    out = [f"# {title(metric)}", ""]
+    out = [f"# {heading(metric)}", ""]
     flagged = False
     for section, title in SECTIONS.items():
         sec = [r for r in rows if r.section == section]
@@ -132,7 +132,7 @@ def render_html(rows: list[Row], metric: str = "accuracy") -> str:
     parts = ["<!doctype html><meta charset='utf-8'><title>AlignXplore+ results</title>",
              "<style>table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #999;padding:2px 6px;text-align:right}"
              "td:first-child,th:first-child{text-align:left}tr.ours{background:#eef6ee}.flag{color:#b00}</style>",
-             f"<h1>{html.escape(title(metric))}</h1>"]
+             f"<h1>{html.escape(heading(metric))}</h1>"]
     for section, title in SECTIONS.items():
         sec = [r for r in rows if r.section == section]
         if not sec:
