@@ -77,11 +77,27 @@ class VLLMBackend:
             enable_prefix_caching=True,  # the sampled judge protocol's two requests share a prompt
         )
         self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = max_model_len
         self.progress = progress
         self._letters = letter_token_ids(self.tokenizer)
 
     def _prompts(self, texts: list[str]) -> list[dict]:
         return [{"prompt_token_ids": self.tokenizer(t, add_special_tokens=False)["input_ids"]} for t in texts]
+
+    def _run(self, prompts: list[dict], params) -> list:
+        """``LLM.generate`` over the prompts that fit the context; a longer one (the authors'
+        streaming selection sets and direct selection baseline are not truncated) would make
+        the engine reject the whole call, so it comes back as an error string instead."""
+        params = params if isinstance(params, list) else [params] * len(prompts)
+        fits = [i for i, p in enumerate(prompts) if len(p["prompt_token_ids"]) < self.max_model_len]
+        out: list = [
+            f"prompt of {len(p['prompt_token_ids'])} tokens does not fit max_model_len {self.max_model_len}" for p in prompts
+        ]
+        if fits:
+            done = self.llm.generate([prompts[i] for i in fits], [params[i] for i in fits], use_tqdm=self.progress)
+            for i, o in zip(fits, done):
+                out[i] = o
+        return out
 
     def generate(self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig, *, enable_thinking: bool = True) -> list[Generated]:
         from vllm import SamplingParams
@@ -93,8 +109,8 @@ class VLLMBackend:
             max_tokens=sampling.max_new_tokens,
         )
         texts = [render_generation_prompt(self.tokenizer, m, enable_thinking=enable_thinking) for m in conversations]
-        outputs = self.llm.generate(self._prompts(texts), params, use_tqdm=self.progress)
-        return [Generated(o.outputs[0].text) for o in outputs]
+        outputs = self._run(self._prompts(texts), params)
+        return [Generated(None, o) if isinstance(o, str) else Generated(o.outputs[0].text) for o in outputs]
 
     def _forced_params(self):
         from vllm import SamplingParams
@@ -103,6 +119,8 @@ class VLLMBackend:
         return SamplingParams(temperature=0.0, max_tokens=1, logprobs=2, allowed_token_ids=letters)
 
     def _score(self, output) -> JudgeScore:
+        if isinstance(output, str):
+            return JudgeScore.failed(output)
         top = output.outputs[0].logprobs[0]  # token id -> Logprob at the decision position
         a, b = top.get(self._letters["A"]), top.get(self._letters["B"])
         score = JudgeScore.from_logprobs(a.logprob if a else None, b.logprob if b else None)
@@ -111,7 +129,7 @@ class VLLMBackend:
 
     def judge(self, conversations: Sequence[Sequence[Message]]) -> list[JudgeScore]:
         texts = [render_judge_prompt(self.tokenizer, m) for m in conversations]
-        outputs = self.llm.generate(self._prompts(texts), self._forced_params(), use_tqdm=self.progress)
+        outputs = self._run(self._prompts(texts), self._forced_params())
         return [self._score(o) for o in outputs]
 
     def judge_sampled(
@@ -138,8 +156,15 @@ class VLLMBackend:
         for f, b, p in zip(self._prompts(forced), self._prompts(bare), sampled_params):
             prompts += [f, b]
             params += [forced_params, p]
-        outputs = self.llm.generate(prompts, params, use_tqdm=self.progress)
-        return [SampledJudgment(outputs[2 * i + 1].outputs[0].text, self._score(outputs[2 * i])) for i in range(len(conversations))]
+        outputs = self._run(prompts, params)
+        judged = []
+        for forced_out, sampled_out in zip(outputs[0::2], outputs[1::2]):
+            score = self._score(forced_out)
+            if isinstance(sampled_out, str) or not score.ok:
+                judged.append(SampledJudgment(None, score, sampled_out if isinstance(sampled_out, str) else score.error))
+            else:
+                judged.append(SampledJudgment(sampled_out.outputs[0].text, score))
+        return judged
 
     def count_prompt_tokens(self, messages: Sequence[Message], *, enable_thinking: bool = True) -> int:
         return count_tokens(self.tokenizer, messages, enable_thinking=enable_thinking)
