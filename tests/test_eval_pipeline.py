@@ -147,3 +147,11 @@ def test_paper_rows_recomputed_averages():
     flagged = sorted((r.section, r.label) for r in rows if r.avg_mismatch)
     assert flagged == [("full", "AlignXplore"), ("streaming", "DeepSeek-R1-671B")]
     assert all(len(r.values) == len(PAPER_COLUMNS) for r in rows)
+
+
+def test_table_metric_flag_picks_another_figure(results, tmp_path):
+    assert table.main(["--results-dir", str(results), "--out", str(tmp_path / "t"), "--metric", "expected_accuracy", "--no-paper"]) == 0
+    md = (tmp_path / "t.md").read_text()
+    assert md.startswith("# Main results: expected_accuracy (%)")
+    r = json.loads((results / "tiny-run" / "full" / "mind.json").read_text())
+    assert f"{r['metrics']['expected_accuracy']:.2f}" in md
