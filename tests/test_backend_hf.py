@@ -73,6 +73,7 @@ def test_sampled_judge_reads_the_same_p_a_and_is_reproducible(hf_backend):
     assert [j.text for j in other] != [j.text for j in a]
 
 
+@pytest.mark.slow
 def test_sampled_answer_continues_from_the_cache_exactly(hf_backend):
     """Sampling from the cropped teacher-forced cache gives the very tokens a fresh
     generate() on the bare judge prompt (thinking off) gives with the same seed."""
@@ -82,6 +83,7 @@ def test_sampled_answer_continues_from_the_cache_exactly(hf_backend):
     assert [j.text for j in sampled] == [g.text for g in plain]
 
 
+@pytest.mark.slow
 def test_tiny_model_answers_are_unparseable_and_count_wrong(hf_backend):
     """A random model does not write the JSON: the authors' rule rejects it, the item stays
     judged (no error) and counts as wrong."""

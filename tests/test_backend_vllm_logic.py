@@ -1,7 +1,7 @@
 """Our request plumbing around vLLM's offline engine, on CPU: vLLM is not installed here, so
 `FakeLLM` stands in for `vllm.LLM` and a stub module for `vllm.SamplingParams` (the real
 engine is exercised by tests/test_vllm_cpu.py and tests/test_gpu.py). Checked: the sampled
-protocol's request pairs, per-item seeds, and over-long prompts failing alone."""
+protocol's request order (read-outs, then samples), per-item seeds, and over-long prompts failing alone."""
 import math
 import sys
 import types
@@ -58,12 +58,13 @@ def conv(n_words):
 def test_sampled_judge_pairs_forced_and_sampled_requests(engine):
     convs = [conv(5), conv(500), conv(10)]  # the middle one is over max_model_len 400
     out = engine.judge_sampled(convs, JudgeSampling(), seeds=[7, 8, 9])
-    prompts, params = engine.llm.calls[0]
-    assert len(prompts) == 4  # two items x (forced, sampled); the long item never reaches the engine
-    assert params[0].allowed_token_ids and params[1].seed == 7 and params[3].seed == 9
-    assert (params[1].temperature, params[1].top_k, params[1].top_p, params[1].max_tokens) == (0.6, 20, 0.95, 16)
-    # the forced prompt ends in the answer prefix, the sampled one is the bare prompt (a prefix of it)
-    assert prompts[0]["prompt_token_ids"][: len(prompts[1]["prompt_token_ids"])] == prompts[1]["prompt_token_ids"]
+    (forced, forced_params), (bare, sampled_params) = engine.llm.calls  # read-outs first, then samples
+    assert len(forced) == len(bare) == 2  # the long item never reaches the engine
+    assert all(p.allowed_token_ids for p in forced_params) and [p.seed for p in sampled_params] == [7, 9]
+    sp = sampled_params[0]
+    assert (sp.temperature, sp.top_k, sp.top_p, sp.max_tokens) == (0.6, 20, 0.95, 16)
+    # the forced prompt ends in the answer prefix; the sampled one is the bare prompt, a prefix of it
+    assert forced[0]["prompt_token_ids"][: len(bare[0]["prompt_token_ids"])] == bare[0]["prompt_token_ids"]
     assert out[0].ok and out[0].text.startswith('{"selection": "Item A"} seed=7') and out[0].score.p_a == pytest.approx(0.25)
     assert out[2].ok and "seed=9" in out[2].text
     assert not out[1].ok and out[1].text is None and "does not fit max_model_len 400" in out[1].error

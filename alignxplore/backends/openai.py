@@ -16,11 +16,12 @@ With a server started with ``--logprobs-mode processed_logprobs`` those are reno
 the two letters (exact for any judge); with the default raw mode they are the raw top-20
 (exact whenever both letters are in it, as for any judge that follows the JSON format).
 
-The sampled judge protocol (:meth:`OpenAIBackend.ajudge_sampled`) sends, per item and
-concurrently, that read-out and the authors' request: the bare judge prompt, thinking off,
+The sampled judge protocol (:meth:`OpenAIBackend.ajudge_sampled`) sends, per item, that
+read-out and then the authors' request: the bare judge prompt, thinking off,
 ``temperature=0.6, top_k=20, top_p=0.95, max_tokens=16, logprobs=True``, and a per-item
 ``seed`` (vLLM honours it per request, so answers do not depend on batching). A vLLM server
-caches the shared prompt (automatic prefix caching, on by default), so it is prefilled once.
+caches the prompt of the first (automatic prefix caching, on by default), so the second finds
+it there: one prefill per item. Items still run concurrently with each other.
 """
 from __future__ import annotations
 
@@ -166,9 +167,13 @@ class OpenAIBackend:
             except RequestFailed as err:
                 return None, str(err)
 
-        score, (text, error) = await asyncio.gather(self.ajudge(messages), sampled())
-        if error is None and not score.ok:
-            error = score.error
+        # The read-out first, then the sample: the server's prefix cache then holds the judge
+        # prompt (two simultaneous requests would both be prefilled). A failed read-out fails
+        # the item without asking for the sample.
+        score = await self.ajudge(messages)
+        if not score.ok:
+            return SampledJudgment(None, score, score.error)
+        text, error = await sampled()
         return SampledJudgment(text if error is None else None, score, error)
 
     async def agenerate(self, messages: Sequence[Message], sampling: SamplingConfig, *, enable_thinking: bool = True) -> Generated:

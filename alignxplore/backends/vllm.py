@@ -16,11 +16,12 @@ a top-k list (newer vLLMs also have ``logprob_token_ids``; 0.24 does not). The r
 is not observable this way (``letter_mass`` is None). Generation requests ask for no
 log-probabilities, so the mode does not affect them.
 
-Sampled judge protocol: each item becomes two requests in one ``LLM.generate`` call — the
-teacher-forced read-out above and the sampled answer (``SamplingParams(temperature=0.6,
+Sampled judge protocol: per chunk of items, one ``LLM.generate`` call for the teacher-forced
+read-outs above, then one for the sampled answers (``SamplingParams(temperature=0.6,
 top_k=20, top_p=0.95, max_tokens=16, seed=<item seed>)`` on the bare judge prompt, thinking
-off). The engine is built with ``enable_prefix_caching=True``, so the judge prompt they share
-is prefilled once. Per-request seeds make every answer independent of batching.
+off). The engine is built with ``enable_prefix_caching=True``, so the second call finds the
+judge prompt in the prefix cache: one prefill per item. Per-request seeds make every answer
+independent of batching.
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ from .base import (
 # Log-probs after the allowed_token_ids mask (see the module docstring); judge servers
 # should be started with `--logprobs-mode` set to the same value.
 LOGPROBS_MODE = "processed_logprobs"
+# Items per (read-out call, sampled call) pair of the sampled protocol: small enough that a
+# chunk's judge prompts stay in the prefix cache between the two calls, large enough to batch.
+PREFIX_CHUNK = 512
 
 
 class VLLMBackend:
@@ -151,19 +155,21 @@ class VLLMBackend:
             )
             for seed in seeds
         ]
-        # Interleaved so each pair is scheduled together and the second hits the prefix cache.
-        prompts, params = [], []
-        for f, b, p in zip(self._prompts(forced), self._prompts(bare), sampled_params):
-            prompts += [f, b]
-            params += [forced_params, p]
-        outputs = self._run(prompts, params)
+        forced_prompts, bare_prompts = self._prompts(forced), self._prompts(bare)
         judged = []
-        for forced_out, sampled_out in zip(outputs[0::2], outputs[1::2]):
-            score = self._score(forced_out)
-            if isinstance(sampled_out, str) or not score.ok:
-                judged.append(SampledJudgment(None, score, sampled_out if isinstance(sampled_out, str) else score.error))
-            else:
-                judged.append(SampledJudgment(sampled_out.outputs[0].text, score))
+        # Read-outs first, then the sampled answers, a chunk at a time: the second call finds
+        # each judge prompt's KV blocks in the prefix cache (one prefill per item). Two
+        # requests for the same prompt in one engine step would both be prefilled.
+        for start in range(0, len(conversations), PREFIX_CHUNK):
+            part = slice(start, start + PREFIX_CHUNK)
+            forced_out = self._run(forced_prompts[part], forced_params)
+            sampled_out = self._run(bare_prompts[part], sampled_params[part])
+            for f_out, s_out in zip(forced_out, sampled_out):
+                score = self._score(f_out)
+                if isinstance(s_out, str) or not score.ok:
+                    judged.append(SampledJudgment(None, score, s_out if isinstance(s_out, str) else score.error))
+                else:
+                    judged.append(SampledJudgment(s_out.outputs[0].text, score))
         return judged
 
     def count_prompt_tokens(self, messages: Sequence[Message], *, enable_thinking: bool = True) -> int:
