@@ -106,14 +106,28 @@ def _require_object(obj: Any, where: str) -> dict:
     return obj
 
 
+def is_chat_history(history: Any) -> bool:
+    """A HiCUPID-shaped history: a non-empty list of ``{role, content}`` chat messages."""
+    return isinstance(history, list) and bool(history) and all(isinstance(m, dict) and "role" in m for m in history)
+
+
 def validate_benchmark_row(obj: Any, where: str) -> Record:
-    """Benchmark row: ``userid``, ``history: [triple]`` (non-empty), ``target: triple``."""
+    """Benchmark row: ``userid``, ``history``, ``target: triple``.
+
+    ``history`` is a list of triples, or (HiCUPID, FORMATS.md §1) a list of chat messages,
+    which is rendered into triples by :func:`chat_to_triples` (the original messages are kept
+    under ``history_messages``). An empty history is valid: the authors kept such users (full
+    mode renders zero triples; streaming and the recommendation evaluator skip them)."""
     obj = _require_object(obj, where)
     if "userid" not in obj:
         raise DataError(where, "userid", "missing")
     out = dict(obj)
     out["userid"] = str(obj["userid"])
-    out["history"] = _validate_history(obj, where)
+    if is_chat_history(obj.get("history")):
+        out["history_messages"] = obj["history"]
+        out["history"] = chat_to_triples(obj["history"], where)
+    else:
+        out["history"] = _validate_history(obj, where, min_len=0)
     if "target" not in obj:
         raise DataError(where, "target", "missing")
     out["target"] = validate_triple(obj["target"], where, "target.")
@@ -191,6 +205,40 @@ def read_jsonl(path: str | os.PathLike, validate: Validator | None = None, *, ke
             if keep_where:
                 rec["_where"] = where
             yield rec
+
+
+def read_jsonl_checked(path: str | os.PathLike, validate: Validator, *, keep_where: bool = False, log: Callable[[str], None] | None = None) -> list[Record]:
+    """Like :func:`read_jsonl`, but every line is checked before anything is reported: each
+    bad line goes to ``log`` and the one :class:`DataError` raised names the first and counts
+    the rest, so one run shows everything to fix in the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), None, "no such file")
+    records, errors = [], []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DataError(where, None, f"invalid JSON ({err.msg} at column {err.colno})") from None
+                rec = validate(obj, where)
+            except DataError as err:
+                errors.append(err)
+                if log:
+                    log(str(err))
+                continue
+            if keep_where:
+                rec["_where"] = where
+            records.append(rec)
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more bad line(s) in this file)" if len(errors) > 1 else ""
+        raise DataError(first.where, first.field, first.problem + more)
+    return records
 
 
 def load_jsonl(path: str | os.PathLike, validate: Validator | None = None) -> list[Record]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 # The past-summary slot when there is none. Full-history evaluation (the authors'
 # gen_preference.py) wrote it with the double quotes; streaming, SFT and RL without them.
@@ -187,25 +187,34 @@ def is_well_formed(response: str) -> bool:
     return _WELL_FORMED_RE.match(response) is not None
 
 
-_SELECTION_RE = re.compile(r'"selection"\s*:\s*"\s*(?:\[)?\s*Item\s+([AB])\b')
+# The judge's sampled answer, parsed by the authors' rule (FORMATS.md §4).
+_FIRST_JSON_OBJECT_RE = re.compile(r"\{.*\}")  # no DOTALL: the match cannot span a newline
+JUDGE_SELECTIONS = {"Item A": "A", "Item B": "B"}
 
 
 def parse_selection(text: str) -> str | None:
-    """The letter a judge selected in a free-form answer (``{"selection": "Item A"}``), or None."""
+    """The letter a judge selected in its answer, by the authors' rule, or None (unparseable).
+
+    Take the text after the last ``</think>``; ``json.loads`` it, else ``json.loads`` the first
+    ``\{.*\}`` match (greedy, single line); the ``selection`` value must equal exactly
+    ``"Item A"`` or ``"Item B"``. Anything else (no JSON, not an object, ``"[Item A]"``,
+    ``"item a"``) is unparseable and, in the published protocol, counts as wrong.
+    """
+    body = text.split(THINK_CLOSE)[-1]
     try:
-        value = json.loads(text.strip()).get("selection", "")
-        m = re.fullmatch(r"\s*Item\s+([AB])\s*", str(value))
-        if m:
-            return m.group(1)
-    except (ValueError, AttributeError):
-        pass
-    m = _SELECTION_RE.search(text)
-    return m.group(1) if m else None
-
-
-def history_as_summary(triples: Iterable[Mapping[str, str]]) -> str:
-    """The "direct" baselines put the rendered raw history where the summary would go."""
-    return render_triples(list(triples))
+        parsed = json.loads(body)
+    except ValueError:
+        m = _FIRST_JSON_OBJECT_RE.search(body)
+        if m is None:
+            return None
+        try:
+            parsed = json.loads(m.group())
+        except ValueError:
+            return None
+    if not isinstance(parsed, dict):
+        return None
+    value = parsed.get("selection")
+    return JUDGE_SELECTIONS.get(value) if isinstance(value, str) else None
 
 
 # ==========================================================================================

@@ -4,9 +4,10 @@
 #   SUMMARIES_DIR=outputs/AlignXplore-Plus bash eval/evaluation.sh
 #
 # Knobs (environment, with defaults): JUDGE_MODEL (Qwen/Qwen3-8B), JUDGE_BACKEND (vllm|hf|openai),
-# JUDGE_TP, JUDGE_BASE_URL, DATA_DIR, SUMMARIES_DIR, RESULTS_DIR, RUN_NAME, MODES
+# JUDGE_TP, JUDGE_BASE_URL, DATA_DIR (a folder, or the hub dataset VanillaH1/AlignXplorePlus-Benchmark), SUMMARIES_DIR, RESULTS_DIR, RUN_NAME, MODES
 # (direct,full,streaming), BENCHMARKS, FIGURE, PYTHON. Extra arguments go to
-# `python -m alignxplore.eval.evaluate`. Resumable: rerun the same command.
+# `python -m alignxplore.eval.evaluate` (e.g. --judge-protocol teacher-forced; the default is the
+# published sampled answer). Resumable: rerun the same command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from alignxplore.backends.base import SamplingConfig, letter_token_ids, render_judge_prompt
+from alignxplore.backends.base import JudgeSampling, SamplingConfig, letter_token_ids, render_judge_prompt
 from alignxplore.prompts import judge_messages, preference_messages
 
 TRIPLES = [{"query": "q", "chosen": f"Title: jazz {i}", "rejected": f"Title: stocks {i}"} for i in range(3)]
@@ -54,3 +54,44 @@ def test_prompt_token_count_uses_chat_template(hf_backend):
     text = hf_backend.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     assert n == len(hf_backend.tokenizer(text, add_special_tokens=False)["input_ids"])
     assert hf_backend.count_prompt_tokens(preference_messages(TRIPLES[:1])) < n
+
+
+SAMPLED = JudgeSampling(max_new_tokens=16, seed=7)
+
+
+@pytest.mark.slow
+def test_sampled_judge_reads_the_same_p_a_and_is_reproducible(hf_backend):
+    convs = judge_convs(3)
+    forced = hf_backend.judge(convs)
+    a = hf_backend.judge_sampled(convs, SAMPLED)
+    b = hf_backend.judge_sampled(convs, SAMPLED)
+    assert [j.text for j in a] == [j.text for j in b]  # same seed, same answers
+    for j, f in zip(a, forced):  # the one prefill gives the teacher-forced read-out as well
+        assert j.ok and isinstance(j.text, str)
+        assert j.score.p_a == pytest.approx(f.p_a, abs=1e-5) and j.score.letter_mass == pytest.approx(f.letter_mass, rel=1e-4)
+    other = hf_backend.judge_sampled(convs, SAMPLED, seeds=[100 + i for i in range(3)])
+    assert [j.text for j in other] != [j.text for j in a]
+
+
+@pytest.mark.slow
+def test_sampled_answer_continues_from_the_cache_exactly(hf_backend):
+    """Sampling from the cropped teacher-forced cache gives the very tokens a fresh
+    generate() on the bare judge prompt (thinking off) gives with the same seed."""
+    convs = judge_convs(3)[::-1]  # one batch of the fixture's batch size 4
+    sampled = hf_backend.judge_sampled(convs, SAMPLED, seeds=[7, 7, 7])
+    plain = hf_backend.generate(convs, SamplingConfig(temperature=0.6, top_k=20, top_p=0.95, max_new_tokens=16, seed=7), enable_thinking=False)
+    assert [j.text for j in sampled] == [g.text for g in plain]
+
+
+@pytest.mark.slow
+def test_tiny_model_answers_are_unparseable_and_count_wrong(hf_backend):
+    """A random model does not write the JSON: the authors' rule rejects it, the item stays
+    judged (no error) and counts as wrong."""
+    from alignxplore.judge import JudgeItem, score_items
+
+    items = [JudgeItem(f"q{i}", "s", "yes", "no", i % 2 == 0) for i in range(4)]
+    recs = score_items(hf_backend, items, protocol="sampled", sampling=SAMPLED)
+    assert all("error" not in r and r["selection"] is None and r["correct"] is False for r in recs)
+    assert all(0 < r["p_a"] < 1 and 0 <= r["expected_correct"] <= 1 for r in recs)
+    forced = score_items(hf_backend, items, protocol="teacher-forced")
+    assert [r["correct"] for r in forced] == [r["argmax_correct"] for r in recs]

@@ -89,3 +89,45 @@ def test_reasoning_parser_output_is_put_back_into_think_block():
     assert _parse_generation(body) == "<think>\nthinking\n</think>\n\nLikes jazz."
     with pytest.raises(TypeError):
         _parse_generation({"choices": [{"message": {"content": 3}}]})
+
+
+def test_sampled_judge_sends_the_authors_request_and_parses_answers():
+    from alignxplore.backends.base import JudgeSampling
+    from alignxplore.prompts import parse_selection
+    from alignxplore.testing.fake_openai import UNPARSEABLE_MARKER
+
+    seen = []
+
+    class Spy(FakeOpenAIServer):
+        def _sampled_judge_answer(self, body):
+            seen.append(body)
+            return super()._sampled_judge_answer(body)
+
+    items = convs(12)
+    items[3] = judge_messages(f"query 3 {UNPARSEABLE_MARKER}", "s", "a3", "b3")
+    sampling = JudgeSampling()
+    with Spy(fault_plan=mixed_faults, hang_seconds=5) as server:
+        a = backend(server, concurrency=8).judge_sampled(items, sampling)
+        b = backend(server, concurrency=8).judge_sampled(items, sampling)
+        c = backend(server, concurrency=8).judge_sampled(items, sampling, seeds=[1000 + i for i in range(12)])
+    body = next(x for x in seen if x["seed"] == 42)
+    assert body["messages"] == items[0]  # the bare judge prompt: no teacher-forced prefix
+    assert "continue_final_message" not in body and body["chat_template_kwargs"] == {"enable_thinking": False}
+    assert (body["temperature"], body["top_k"], body["top_p"], body["max_tokens"], body["logprobs"]) == (0.6, 20, 0.95, 16, True)
+    assert sorted(x["seed"] for x in seen[:12]) == list(range(42, 54))  # one seed per item
+    assert all(j.ok for j in a + b + c)  # every fault was retried away
+    assert [j.text for j in a] == [j.text for j in b]  # same seeds, same answers
+    assert [j.text for j in a] != [j.text for j in c]
+    letters = [parse_selection(j.text) for j in a]
+    assert letters[3] is None and all(letter in ("A", "B") for i, letter in enumerate(letters) if i != 3)
+    for j, conv in zip(a, items):  # the teacher-forced read-out of the same item comes with it
+        assert j.score.p_a == pytest.approx(fake_p_a(with_answer_prefix(conv)), abs=1e-9)
+
+
+def test_sampled_judge_failure_marks_the_item_failed():
+    from alignxplore.backends.base import JudgeSampling
+
+    with FakeOpenAIServer() as server:
+        out = backend(server, max_retries=1).judge_sampled(convs(3, marker_at={1}), JudgeSampling())
+    assert [j.ok for j in out] == [True, False, True]
+    assert out[1].text is None and "HTTP 500" in out[1].error

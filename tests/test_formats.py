@@ -43,10 +43,26 @@ def test_missing_chosen_names_the_field(tmp_path):
         load_jsonl(p, validate_benchmark_row)
 
 
-def test_empty_history_is_rejected(tmp_path):
+def test_empty_history_is_a_valid_benchmark_row(tmp_path):
+    # the authors kept such users (full mode: zero triples; streaming / rec evaluation: skipped)
     p = write(tmp_path / "b.jsonl", json.dumps(dict(GOOD, history=[])))
-    with pytest.raises(DataError, match=r":1: history: needs at least 1"):
-        load_jsonl(p, validate_benchmark_row)
+    assert load_jsonl(p, validate_benchmark_row)[0]["history"] == []
+    with pytest.raises(DataError, match=r":1: history: expected a list"):
+        load_jsonl(write(tmp_path / "c.jsonl", json.dumps(dict(GOOD, history="x"))), validate_benchmark_row)
+
+
+def test_hicupid_chat_history_is_rendered_as_triples(bench_dir):
+    rows = load_jsonl(bench_dir / "hicupid_upi.jsonl", validate_benchmark_row)
+    r = rows[0]
+    assert len(r["history_messages"]) == 8 and r["history_messages"][0]["role"] == "user"
+    assert len(r["history"]) == 4
+    assert r["history"][0] == {"query": "Weekend chat 0: I really enjoy museums and quiet cafes.",
+                               "chosen": "Noted, you enjoy museums and quiet cafes (turn 0).", "rejected": "No negative sample."}
+    assert r["golden"] == "The user likes museums and quiet cafes." and r["type"] == "persona"
+    bad = dict(r, history=[{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}])
+    bad.pop("history_messages")
+    with pytest.raises(DataError, match=r"f:3: history\[1\]\.role: expected 'user', 'assistant' or 'system'"):
+        validate_benchmark_row(bad, "f:3")
 
 
 def test_missing_file():
@@ -94,6 +110,26 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, tiny_model_dir):
     err = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert err == [f"error: {data / 'mind_upi.jsonl'}:1: target.chosen: missing"]
     assert "Traceback" not in proc.stderr
+
+
+def test_every_bad_line_is_reported_before_any_model_load(tmp_path, caplog):
+    bad1 = json.loads(json.dumps(GOOD))
+    del bad1["target"]["chosen"]
+    data = tmp_path / "data"
+    data.mkdir()
+    write(data / "mind_upi.jsonl", json.dumps(GOOD), json.dumps(bad1), "{oops", json.dumps(dict(GOOD, userid="u3")))
+    # the model path does not exist: reaching the model load would fail differently
+    proc = subprocess.run(
+        [sys.executable, "-m", "alignxplore.eval.generate", "--model", str(tmp_path / "no-model"), "--data-dir", str(data),
+         "--out-dir", str(tmp_path / "o"), "--benchmarks", "mind"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    f = data / "mind_upi.jsonl"
+    assert f"{f}:2: target.chosen: missing" in proc.stderr and f"{f}:3: invalid JSON" in proc.stderr  # both logged
+    err = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert err == [f"error: {f}:2: target.chosen: missing (and 1 more bad line(s) in this file)"]
+    assert "loading hf backend" not in proc.stderr
 
 
 def test_duplicate_userid_names_both_lines(tmp_path):

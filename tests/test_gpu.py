@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
-from alignxplore.backends.base import SamplingConfig  # noqa: E402
+from alignxplore.backends.base import JudgeSampling, SamplingConfig  # noqa: E402
 from alignxplore.prompts import judge_messages, preference_messages  # noqa: E402
 
 
@@ -69,3 +69,21 @@ def test_vllm_backend_judge_agrees_with_hf(tiny64):
         assert a.p_a == pytest.approx(b.p_a, abs=1e-3)
     gens = v.generate([preference_messages([{"query": "q", "chosen": "a", "rejected": "b"}])] * 4, SamplingConfig(max_new_tokens=16))
     assert all(g.ok for g in gens)
+
+
+def test_sampled_judge_on_cuda_hf_and_vllm(tiny64):
+    """The published judge protocol on both GPU engines: answers come back, are reproducible
+    with the same seed, and carry the same P(A) as the teacher-forced read-out."""
+    pytest.importorskip("vllm")
+    from alignxplore.backends.hf import HFBackend
+    from alignxplore.backends.vllm import VLLMBackend
+
+    h = HFBackend(tiny64, device="cuda", dtype="float32", progress=False)
+    v = VLLMBackend(tiny64, dtype="float32", max_model_len=2048, gpu_memory_utilization=0.3, enforce_eager=True, progress=False)
+    sampling = JudgeSampling()
+    for engine in (h, v):
+        a, b = engine.judge_sampled(convs(8), sampling), engine.judge_sampled(convs(8), sampling)
+        assert all(j.ok and isinstance(j.text, str) for j in a)
+        assert [j.text for j in a] == [j.text for j in b]
+    for x, y in zip(h.judge_sampled(convs(8), sampling), v.judge_sampled(convs(8), sampling)):
+        assert x.score.p_a == pytest.approx(y.score.p_a, abs=1e-3)

@@ -10,7 +10,6 @@ from alignxplore.prompts import (
     direct_baseline_summary,
     extract_summary,
     full_history_messages,
-    history_as_summary,
     is_well_formed,
     judge_messages,
     parse_selection,
@@ -146,12 +145,38 @@ def test_format_check(text, ok):
     assert is_well_formed(text) is ok
 
 
-def test_parse_selection():
-    assert parse_selection('{"selection": "Item B"}') == "B"
-    assert parse_selection('```json\n{"selection": "Item A"}\n```') == "A"
-    assert parse_selection("I like B") is None
+@pytest.mark.parametrize(
+    "answer,letter",
+    [
+        ('{"selection": "Item B"}', "B"),
+        ('{"selection": "Item A"}\n', "A"),
+        ('```json\n{"selection": "Item A"}\n```', "A"),  # first {...} on one line
+        ('<think>\nhmm {"selection": "Item B"}\n</think>\n\n{"selection": "Item A"}', "A"),  # after the last </think>
+        ('Sure: {"selection": "Item B"} done', "B"),
+        ('{"selection": "Item B"} or {"selection": "Item A"}', None),  # greedy match spans both: not JSON
+        ('{\n"selection": "Item A"\n}\n```', None),  # the regex has no DOTALL: no match across lines
+        ('{"selection": "[Item A / Item B]"}', None),  # the placeholder echoed back
+        ('{"selection": "Item A."}', None),
+        ('{"selection": "item a"}', None),
+        ('{"selection": "A"}', None),
+        ('{"choice": "Item A"}', None),
+        ('["Item A"]', None),
+        ('{"selection": "Item', None),  # cut at 16 tokens
+        ("I like B", None),
+        ("", None),
+    ],
+)
+def test_parse_selection_is_the_authors_rule(answer, letter):
+    assert parse_selection(answer) == letter
 
 
-def test_direct_baseline_puts_rendered_history_in_summary_slot():
-    msgs = judge_messages(NEWS, history_as_summary([T1]), "a", "b")
-    assert "<Preference>\n=====Triple 1=====\n\n*QUERY:*\n Please" in msgs[1]["content"]
+def test_direct_baseline_puts_wrapped_history_in_summary_slot():
+    msgs = judge_messages(NEWS, direct_baseline_summary([T1], "recommendation"), "a", "b")
+    assert "<Preference>\nThe user's prefernce will be provided" in msgs[1]["content"]
+    assert "=====Triple 1=====\n\n*QUERY:*\n Please" in msgs[1]["content"]
+
+
+def test_history_as_summary_is_gone():
+    import alignxplore.prompts as prompts
+
+    assert not hasattr(prompts, "history_as_summary")

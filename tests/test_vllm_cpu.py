@@ -12,7 +12,7 @@ def _needs_vllm():
     pytest.importorskip("vllm")
 
 
-from alignxplore.backends.base import SamplingConfig, render_judge_prompt  # noqa: E402
+from alignxplore.backends.base import JudgeSampling, SamplingConfig, render_judge_prompt  # noqa: E402
 from alignxplore.backends.hf import HFBackend  # noqa: E402
 from alignxplore.backends.openai import OpenAIBackend  # noqa: E402
 from alignxplore.prompts import JUDGE_ANSWER_PREFIX, judge_messages, preference_messages, with_answer_prefix  # noqa: E402
@@ -66,6 +66,20 @@ def test_engine_judge_reads_both_letters(engine):
         assert s.ok and s.p_a + s.p_b == pytest.approx(1.0) and s.letter_mass is None
 
 
+def test_engine_sampled_judge_is_seeded_per_item_and_reads_p_a(engine):
+    """The published protocol on the offline engine: a sampled answer per item (seed per
+    request, so batching does not matter) and the same P(A) as the plain read-out."""
+    convs = judge_convs()
+    sampling = JudgeSampling()
+    a = engine.judge_sampled(convs, sampling)
+    b = engine.judge_sampled(convs[::-1], sampling, seeds=[sampling.seed + i for i in range(len(convs))][::-1])
+    assert [j.text for j in a] == [j.text for j in b[::-1]]
+    forced = engine.judge(convs)
+    for j, f in zip(a, forced):
+        assert j.ok and isinstance(j.text, str) and j.score.p_a == pytest.approx(f.p_a, abs=1e-4)
+    assert len(engine.tokenizer(a[0].text, add_special_tokens=False)["input_ids"]) <= 16
+
+
 def test_server_renders_judge_prompt_like_our_template(server, hf64):
     """What `vllm serve` builds for continue_final_message + enable_thinking=False is the
     exact text the hf backend scores."""
@@ -86,6 +100,15 @@ def test_openai_backend_scores_a_batch_against_vllm_serve(server):
     assert all(s.p_a + s.p_b == pytest.approx(1.0) for s in scores)
     gens = client.generate([preference_messages(TRIPLES)] * 2, SamplingConfig(max_new_tokens=12))
     assert all(g.ok for g in gens), [g.error for g in gens]
+
+
+def test_openai_backend_sampled_judge_against_vllm_serve(server):
+    client = OpenAIBackend("judge", base_url=server.base_url, concurrency=8, timeout=120, progress=False)
+    convs = judge_convs(8)
+    a = client.judge_sampled(convs, JudgeSampling())
+    b = client.judge_sampled(convs, JudgeSampling())
+    assert all(j.ok for j in a), [j.error for j in a if not j.ok]
+    assert [j.text for j in a] == [j.text for j in b]  # vllm serve honours the per-request seed
 
 
 def test_judge_probabilities_agree_across_hf_vllm_and_served(engine, hf64, server):

@@ -5,9 +5,17 @@ behind :class:`Backend` lets evaluation, the RL reward and data synthesis run un
 ``hf`` (CPU or GPU), ``vllm`` (offline, tensor parallel) or ``openai`` (any OpenAI-compatible
 server).
 
-The judge's answer is read, not sampled: the assistant turn is teacher-forced with
-``{"selection": "Item`` (thinking off) and the next-token probabilities of ``' A'`` and
-``' B'`` are read at that position. Every backend computes that same quantity.
+Two judge protocols, both on every backend:
+
+* ``judge`` (teacher-forced read-out; also the RL reward's): the assistant turn is
+  teacher-forced with ``{"selection": "Item`` (thinking off) and the next-token probabilities
+  of ``' A'`` and ``' B'`` are read at that position.
+* ``judge_sampled`` (the published table's protocol, FORMATS.md §4): the answer is *sampled*
+  (thinking off, temperature 0.6, top-k 20, top-p 0.95, 16 new tokens, seeded) and returned
+  as text for :func:`alignxplore.prompts.parse_selection`; the same item's teacher-forced
+  P(A), P(B) come with it, from one prefill of the prompt per item (hf: one forward whose
+  cache the sampler continues; vllm / a vLLM server: both requests share the prompt through
+  automatic prefix caching).
 """
 from __future__ import annotations
 
@@ -82,6 +90,49 @@ class JudgeScore:
         return cls(1.0 - pb, pb, pb)
 
 
+@dataclass(frozen=True)
+class JudgeSampling:
+    """The sampled judge answer of the published table (FORMATS.md §4)."""
+
+    temperature: float = 0.6
+    top_k: int = 20
+    top_p: float = 0.95
+    max_new_tokens: int = 16
+    seed: int = 42
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SampledJudgment:
+    """One judge item under the sampled protocol: the sampled answer text and the
+    teacher-forced :class:`JudgeScore` of the same prompt. ``error`` is set (and ``text`` is
+    None) when the request failed; a parse failure is *not* an error, it is a wrong answer."""
+
+    text: str | None
+    score: JudgeScore
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.score.ok
+
+    @classmethod
+    def failed(cls, error: str) -> "SampledJudgment":
+        return cls(None, JudgeScore.failed(error), error)
+
+
+def item_seeds(sampling: JudgeSampling, n: int, seeds: Sequence[int] | None) -> list[int]:
+    """Per-item sampling seeds: the caller's (stable item indices, so a resumed run samples
+    the same answers) or ``seed + i``."""
+    if seeds is None:
+        return [sampling.seed + i for i in range(n)]
+    if len(seeds) != n:
+        raise ValueError(f"{len(seeds)} seeds for {n} conversations")
+    return list(seeds)
+
+
 class Backend(Protocol):
     """What evaluation, the reward and data synthesis need from a model engine."""
 
@@ -92,6 +143,11 @@ class Backend(Protocol):
 
     def judge(self, conversations: Sequence[Sequence[Message]]) -> list[JudgeScore]:
         """P(Item A), P(Item B) for each judge conversation (thinking off)."""
+
+    def judge_sampled(
+        self, conversations: Sequence[Sequence[Message]], sampling: JudgeSampling, seeds: Sequence[int] | None = None
+    ) -> list[SampledJudgment]:
+        """The sampled answer (thinking off) plus the teacher-forced P(A), P(B), per item."""
 
     def count_prompt_tokens(self, messages: Sequence[Message], *, enable_thinking: bool = True) -> int:
         """Tokens of the rendered generation prompt, for the history budget."""

@@ -15,6 +15,13 @@ Qwen3 tokenizer every Qwen3 size shares); its ``top_logprobs`` give P(' A') and 
 With a server started with ``--logprobs-mode processed_logprobs`` those are renormalised over
 the two letters (exact for any judge); with the default raw mode they are the raw top-20
 (exact whenever both letters are in it, as for any judge that follows the JSON format).
+
+The sampled judge protocol (:meth:`OpenAIBackend.ajudge_sampled`) sends, per item, that
+read-out and then the authors' request: the bare judge prompt, thinking off,
+``temperature=0.6, top_k=20, top_p=0.95, max_tokens=16, logprobs=True``, and a per-item
+``seed`` (vLLM honours it per request, so answers do not depend on batching). A vLLM server
+caches the prompt of the first (automatic prefix caching, on by default), so the second finds
+it there: one prefill per item. Items still run concurrently with each other.
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ import aiohttp
 from tqdm.auto import tqdm
 
 from ..prompts import JUDGE_LETTER_TOKENS, THINK_CLOSE, THINK_OPEN, Message, with_answer_prefix
-from .base import Generated, JudgeScore, SamplingConfig, count_tokens, letter_token_ids
+from .base import Generated, JudgeSampling, JudgeScore, SampledJudgment, SamplingConfig, count_tokens, item_seeds, letter_token_ids
 
 T = TypeVar("T")
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -140,6 +147,35 @@ class OpenAIBackend:
         except RequestFailed as err:
             return JudgeScore.failed(str(err))
 
+    async def ajudge_sampled(self, messages: Sequence[Message], sampling: JudgeSampling, seed: int | None = None) -> SampledJudgment:
+        """The authors' sampled judge answer plus the teacher-forced P(A), P(B) of the same prompt."""
+        payload = {
+            "model": self.model,
+            "messages": [dict(m) for m in messages],
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "max_tokens": sampling.max_new_tokens,
+            "seed": sampling.seed if seed is None else seed,
+            "logprobs": True,
+            "chat_template_kwargs": {"enable_thinking": False},
+        }
+
+        async def sampled() -> tuple[str | None, str | None]:
+            try:
+                return await self._post(payload, _parse_generation), None
+            except RequestFailed as err:
+                return None, str(err)
+
+        # The read-out first, then the sample: the server's prefix cache then holds the judge
+        # prompt (two simultaneous requests would both be prefilled). A failed read-out fails
+        # the item without asking for the sample.
+        score = await self.ajudge(messages)
+        if not score.ok:
+            return SampledJudgment(None, score, score.error)
+        text, error = await sampled()
+        return SampledJudgment(text if error is None else None, score, error)
+
     async def agenerate(self, messages: Sequence[Message], sampling: SamplingConfig, *, enable_thinking: bool = True) -> Generated:
         payload = {
             "model": self.model,
@@ -183,6 +219,12 @@ class OpenAIBackend:
 
     def judge(self, conversations: Sequence[Sequence[Message]]) -> list[JudgeScore]:
         return self._run_all([self.ajudge(m) for m in conversations], "judge")
+
+    def judge_sampled(
+        self, conversations: Sequence[Sequence[Message]], sampling: JudgeSampling, seeds: Sequence[int] | None = None
+    ) -> list[SampledJudgment]:
+        seeds = item_seeds(sampling, len(conversations), seeds)
+        return self._run_all([self.ajudge_sampled(m, sampling, s) for m, s in zip(conversations, seeds)], "judge (sampled)")
 
     def generate(self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig, *, enable_thinking: bool = True) -> list[Generated]:
         return self._run_all([self.agenerate(m, sampling, enable_thinking=enable_thinking) for m in conversations], "generate")

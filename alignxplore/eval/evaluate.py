@@ -4,15 +4,28 @@
         --data-dir data/benchmark --summaries-dir outputs/alignxplore-plus \\
         --modes direct,full,streaming --results-dir results --run-name alignxplore-plus
 
-The judge is loaded once for every benchmark and mode. For each benchmark (file order) the
-user's chosen item goes to A or B by a seeded coin flip (:mod:`alignxplore.judge`), the judge
-sees the summary (``full``/``streaming``: ``profile`` from ``SUMMARIES_DIR/MODE/NAME.jsonl``)
-or the raw full-history triples (``direct`` baseline), and P(A), P(B) are read at the answer
-position. Writes ``RESULTS_DIR/RUN/MODE/NAME.json`` with the metrics, the per-item records and
-the run's configuration (judge, seed, selection, package versions, git commit).
+The judge is loaded once for every benchmark and mode (the authors reloaded it per file),
+after every benchmark and summaries file has been read and validated. Per benchmark file and
+mode (FORMATS.md §2, §4):
 
-Resumable: scored items are appended to ``NAME.items.jsonl`` as they finish, so a restarted
-run judges only what is missing; items the judge server failed on are retried.
+* the items are the summaries file's users in benchmark order (``full``/``streaming``: the
+  benchmark minus users the generator skipped; ``direct``: every benchmark user);
+* A/B placement = ``random.Random(42).randint(0, 1)`` per item in that order, 1 = chosen is
+  Item A; recommendation sets skip users with an empty history without drawing;
+* the judge sees the ``profile`` summary, or for ``direct`` the wrapped raw history
+  (``prompts.direct_baseline_summary``: selection style with the whole history;
+  recommendation style with the whole history cut to its most recent half until the judge
+  prompt, measured with ``history[-1]`` as the A/B pair, is under the budget; a user left
+  with nothing is skipped);
+* protocol ``sampled`` (default, the published one) or ``teacher-forced``
+  (:mod:`alignxplore.judge`); P(A), P(B) are recorded for every item either way.
+
+Writes ``RESULTS_DIR/RUN/MODE/NAME.json``: ``protocol`` (name + settings), ``metrics``
+(:mod:`alignxplore.metrics`), ``accounting`` (every benchmark user: judged, failed, or
+skipped with its reason), the per-item records and the run's configuration.
+
+Resumable: judged items are appended to ``NAME.items.jsonl`` as they finish, so a restarted
+run judges only what is missing (or was judged under another protocol); failed ones are retried.
 """
 from __future__ import annotations
 
@@ -20,68 +33,129 @@ import argparse
 import json
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
+from ..backends.base import JudgeSampling
 from ..cli import add_backend_args, backend_from_args, git_commit, package_versions, run_main
-from ..formats import ResumableJsonl, read_jsonl, validate_summary_row
-from ..history import MAX_PROMPT_TOKENS, full_history, truncate_to_budget
-from ..judge import JUDGE_SEED, JUDGE_TEMPERATURE, SELECTION_MODES, JudgeItem, chosen_at_a, score_items
+from ..formats import ResumableJsonl, read_jsonl_checked, validate_summary_row
+from ..history import MAX_PROMPT_TOKENS, truncate_to_budget
+from ..judge import JUDGE_SEED, PROTOCOLS, JudgeItem, ab_placement, score_items
 from ..metrics import summarize
-from ..prompts import history_as_summary, judge_messages
-from .registry import DEFAULT_REGISTRY, Benchmark, load_benchmark_rows, load_registry, select_benchmarks
+from ..prompts import direct_baseline_summary, judge_messages
+from .registry import DEFAULT_REGISTRY, Benchmark, load_benchmarks, load_registry, select_benchmarks
 
 log = logging.getLogger("alignxplore.evaluate")
 EVAL_MODES = ("direct", "full", "streaming")
 
 
 def load_summaries(path: Path) -> dict[str, dict]:
-    return {r["userid"]: r for r in read_jsonl(path, validate_summary_row, keep_where=True)}
+    return {r["userid"]: r for r in read_jsonl_checked(path, validate_summary_row, keep_where=True, log=log.error)}
 
 
-def build_items(rows: list[dict], bench: Benchmark, mode: str, summaries: dict | None, judge, budget: int, seed: int) -> list[tuple[str, JudgeItem]]:
-    """(userid, item) per benchmark row that has what the mode needs, in file order."""
-    placement = chosen_at_a(len(rows), seed)
-    items = []
-    for row, at_a in zip(rows, placement):
-        t = row["target"]
+def load_generator_skips(summaries_path: Path) -> dict[str, str]:
+    """userid -> reason, from the generator's ``NAME.skipped.jsonl`` next to the summaries."""
+    path = summaries_path.with_suffix(".skipped.jsonl")
+    if not path.is_file():
+        return {}
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            out[str(rec["userid"])] = rec.get("reason", "skipped by the generator")
+    return out
+
+
+def direct_history(row: dict, bench: Benchmark, judge, budget: int) -> list[dict]:
+    """The history a direct baseline shows: recommendation sets cut by judge-prompt length."""
+    hist = list(row["history"])
+    if bench.task != "recommendation" or not hist:
+        return hist
+
+    def n_tokens(h: list[dict]) -> int:
+        last = h[-1]  # the authors measured with the last behaviour as the A/B pair
+        summary = direct_baseline_summary(h, "recommendation")
+        return judge.count_prompt_tokens(judge_messages(last["query"], summary, last["chosen"], last["rejected"]), enable_thinking=False)
+
+    kept, _ = truncate_to_budget(hist, n_tokens, budget, row["_where"])
+    return kept
+
+
+def build_items(rows: list[dict], bench: Benchmark, mode: str, summaries: dict | None, judge, budget: int, seed: int,
+                generator_skips: dict[str, str] | None = None) -> tuple[list[tuple[str, int, JudgeItem]], dict[str, str]]:
+    """``([(userid, index, item)], {userid: skip reason})`` in the order the judge sees them.
+
+    ``index`` is the item's position in that order (its sampling seed offset, stable across
+    resumed runs)."""
+    skipped: dict[str, str] = {}
+    ordered: list[tuple[dict, str]] = []  # (row, summary)
+    for row in rows:
+        uid = row["userid"]
         if mode == "direct":
-            # The raw history takes the summary's place; cut it to the judge's budget the
-            # same way preference prompts are cut (most recent half, repeatedly).
-            def n_tokens(h: list[dict], t: dict = t) -> int:
-                return judge.count_prompt_tokens(judge_messages(t["query"], history_as_summary(h), t["chosen"], t["rejected"]), enable_thinking=False)
-
-            hist, _ = truncate_to_budget(full_history(row["history"], bench.split, row["_where"]), n_tokens, budget, row["_where"])
-            summary = history_as_summary(hist)
+            hist = direct_history(row, bench, judge, budget)
+            style = "recommendation" if bench.task == "recommendation" else "selection"
+            row_hist, summary = hist, direct_baseline_summary(hist, style)
         else:
-            s = summaries.get(row["userid"])
+            s = summaries.get(uid) if summaries else None
             if s is None:
+                skipped[uid] = (generator_skips or {}).get(uid, "no summary (generation failed or not run)")
                 continue
-            summary = s["profile"]
-        items.append((row["userid"], JudgeItem(t["query"], summary, t["chosen"], t["rejected"], at_a)))
-    return items
+            row_hist, summary = s["history"], s["profile"]
+        ordered.append(({"userid": uid, "history": row_hist, "target": row["target"]}, summary))
+    skip = [bench.task == "recommendation" and not r["history"] for r, _ in ordered]
+    placement = ab_placement(len(ordered), seed, skip)
+    items = []
+    for (r, summary), at_a in zip(ordered, placement):
+        if at_a is None:
+            skipped[r["userid"]] = "empty history (recommendation set: not judged, no A/B draw)"
+            continue
+        t = r["target"]
+        items.append((r["userid"], len(items), JudgeItem(t["query"], summary, t["chosen"], t["rejected"], at_a)))
+    return items, skipped
 
 
-def evaluate_benchmark(judge, bench: Benchmark, mode: str, rows: list[dict], summaries: dict | None, out_dir: Path, config: dict) -> dict:
-    items = build_items(rows, bench, mode, summaries, judge, config["judge_prompt_budget"], config["seed"])
-    if mode != "direct" and len(items) < len(rows):
-        log.warning("%s/%s: %d of %d users have no summary; they are not scored", mode, bench.name, len(rows) - len(items), len(rows))
+def evaluate_benchmark(judge, bench: Benchmark, mode: str, rows: list[dict], summaries: dict | None, out_dir: Path, config: dict,
+                       generator_skips: dict[str, str] | None = None) -> dict:
+    protocol = config["protocol"]
+    sampling = JudgeSampling(**protocol["settings"])
+    items, skipped = build_items(rows, bench, mode, summaries, judge, config["judge_prompt_budget"], config["placement_seed"], generator_skips)
+    for uid, reason in skipped.items():
+        log.info("%s/%s: user %s not judged: %s", mode, bench.name, uid, reason)
     sink = ResumableJsonl(out_dir / f"{bench.name}.items.jsonl", key=lambda r: r["userid"])
-    todo = [(u, it) for u, it in items if u not in sink]
+
+    def done(uid: str, item: JudgeItem) -> bool:
+        rec = sink.done.get(uid)
+        return rec is not None and rec.get("protocol") == protocol["name"] and rec.get("chosen_is_a") == item.chosen_is_a
+
+    todo = [(u, k, it) for u, k, it in items if not done(u, it)]
     t0 = time.time()
+    failed = []
     if todo:
-        results = score_items(judge, [it for _, it in todo], selection=config["selection"], seed=config["seed"], temperature=config["selection_temperature"])
-        sink.append([{"userid": u} | r for (u, _), r in zip(todo, results) if "error" not in r])
-        failed = [{"userid": u} | r for (u, _), r in zip(todo, results) if "error" in r]
-    else:
-        failed = []
-    records = [sink.done[u] for u, _ in items if u in sink] + failed
+        seeds = [sampling.seed + k for _, k, _ in todo]
+        results = score_items(judge, [it for _, _, it in todo], protocol=protocol["name"], sampling=sampling, seeds=seeds)
+        recs = [{"userid": u, "protocol": protocol["name"]} | r for (u, _, _), r in zip(todo, results)]
+        sink.append([r for r in recs if "error" not in r])
+        failed = [r for r in recs if "error" in r]
+    failed_ids = {r["userid"] for r in failed}
+    records = [sink.done[u] for u, _, _ in items if u not in failed_ids] + failed
     metrics = summarize(records, with_auc=bench.auc)
+    accounting = {
+        "n_benchmark_users": len(rows),
+        "n_judged": metrics["n_scored"],
+        "n_failed": metrics["n_failed"],
+        "n_skipped": len(skipped),
+        "skipped_by_reason": dict(Counter(skipped.values())),
+        "skipped": skipped,
+    }
+    assert accounting["n_judged"] + accounting["n_failed"] + accounting["n_skipped"] == len(rows), "a user fell through"
     result = {
         "benchmark": bench.name,
         "column": bench.column,
         "mode": mode,
         "label": config["label"] if mode != "direct" else f"{Path(config['judge_model']).name} (direct)",
+        "protocol": protocol,
         "metrics": metrics,
+        "accounting": accounting,
         "config": config | {"benchmark": bench.__dict__},
         "judge_seconds": round(time.time() - t0, 3),
         "items": records,
@@ -90,13 +164,21 @@ def evaluate_benchmark(judge, bench: Benchmark, mode: str, rows: list[dict], sum
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False))
     tmp.replace(out)
-    log.info("%s/%s: accuracy %s over %d items (%d failed) -> %s", mode, bench.name, f"{metrics.get('accuracy', float('nan')):.2f}", metrics["n_scored"], metrics["n_failed"], out)
+    log.info(
+        "%s/%s: accuracy %s (%s protocol; argmax %s, expected %s) over %d judged, %d failed, %d skipped -> %s",
+        mode, bench.name, _pct(metrics.get("accuracy")), protocol["name"], _pct(metrics.get("argmax_accuracy")),
+        _pct(metrics.get("expected_accuracy")), metrics["n_scored"], metrics["n_failed"], len(skipped), out,
+    )
     return result
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", required=True, help="folder of the benchmark files")
+    ap.add_argument("--data-dir", required=True, help="folder of the benchmark files, or a hub dataset (VanillaH1/AlignXplorePlus-Benchmark)")
     ap.add_argument("--summaries-dir", default=None, help="generation output folder (has full/ and/or streaming/)")
     ap.add_argument("--results-dir", required=True, help="results go to RESULTS_DIR/RUN_NAME/MODE/NAME.json")
     ap.add_argument("--run-name", default=None, help="row label in the table (default: the summaries folder's name)")
@@ -104,10 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--registry", default=str(DEFAULT_REGISTRY))
     ap.add_argument("--benchmarks", default="all")
     ap.add_argument("--limit", type=int, default=None, help="first N users per benchmark")
-    ap.add_argument("--seed", type=int, default=JUDGE_SEED, help="A/B placement seed")
-    ap.add_argument("--selection", choices=SELECTION_MODES, default="argmax", help="argmax of P(A)/P(B), or sample at --selection-temperature")
-    ap.add_argument("--selection-temperature", type=float, default=JUDGE_TEMPERATURE)
-    ap.add_argument("--judge-prompt-budget", type=int, default=MAX_PROMPT_TOKENS, help="token budget of direct-baseline judge prompts")
+    ap.add_argument("--seed", type=int, default=JUDGE_SEED, help="A/B placement seed (the authors': 42)")
+    ap.add_argument("--judge-protocol", choices=PROTOCOLS, default="sampled",
+                    help="sampled: the published protocol (sampled answer, parsed); teacher-forced: argmax of P(A)/P(B)")
+    d = JudgeSampling()
+    g = ap.add_argument_group("sampled judge answer (paper defaults)")
+    g.add_argument("--judge-temperature", type=float, default=d.temperature)
+    g.add_argument("--judge-top-k", type=int, default=d.top_k)
+    g.add_argument("--judge-top-p", type=float, default=d.top_p)
+    g.add_argument("--judge-max-new-tokens", type=int, default=d.max_new_tokens)
+    g.add_argument("--judge-seed", type=int, default=d.seed, help="item i of a file is sampled with seed JUDGE_SEED + i")
+    ap.add_argument("--judge-prompt-budget", type=int, default=MAX_PROMPT_TOKENS, help="token budget of recommendation direct-baseline judge prompts")
     add_backend_args(ap, "judge-", what="judge")
     return ap
 
@@ -124,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     run_name = args.run_name or (Path(args.summaries_dir).name if args.summaries_dir else "direct")
 
     # Read and validate every input before the judge is loaded.
-    rows = {b.name: load_benchmark_rows(b.path(args.data_dir), args.limit) for b in benches}
+    rows = load_benchmarks(args.data_dir, benches, args.limit)
     summaries: dict[tuple[str, str], dict] = {}
+    skips: dict[tuple[str, str], dict] = {}
     for mode in modes:
         if mode == "direct":
             continue
@@ -133,17 +223,25 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(args.summaries_dir) / mode / f"{b.name}.jsonl"
             if path.is_file():
                 summaries[(mode, b.name)] = load_summaries(path)
+                skips[(mode, b.name)] = load_generator_skips(path)
             else:
                 log.warning("no %s summaries for %s (%s): skipped", mode, b.name, path)
 
+    sampling = JudgeSampling(args.judge_temperature, args.judge_top_k, args.judge_top_p, args.judge_max_new_tokens, args.judge_seed)
+    protocol = {
+        "name": args.judge_protocol,
+        "settings": sampling.as_dict(),
+        "parse_rule": "text after the last </think>; json.loads, else json.loads of the first \\{.*\\} match; selection must be exactly 'Item A' or 'Item B'; unparseable = wrong",
+        "thinking": False,
+        "readout": "teacher-forced next-token P(' A') vs P(' B') after '{\"selection\": \"Item', recorded for every item",
+    }
     config = {
         "label": run_name,
         "judge_backend": args.judge_backend,
         "judge_model": args.judge_model,
-        "seed": args.seed,
-        "selection": args.selection,
-        "selection_temperature": args.selection_temperature,
-        "judge_readout": "teacher-forced next-token P(' A') vs P(' B'), thinking off",
+        "protocol": protocol,
+        "placement_seed": args.seed,
+        "placement": "random.Random(seed).randint(0, 1) per item in summaries-file order; 1 = chosen is Item A; recommendation sets skip empty histories without drawing",
         "judge_prompt_budget": args.judge_prompt_budget,
         "summaries_dir": args.summaries_dir,
         "data_dir": args.data_dir,
@@ -158,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                 if mode != "direct" and (mode, b.name) not in summaries:
                     continue
                 out_dir = Path(args.results_dir) / run_name / mode
-                evaluate_benchmark(judge, b, mode, rows[b.name], summaries.get((mode, b.name)), out_dir, config)
+                evaluate_benchmark(judge, b, mode, rows[b.name], summaries.get((mode, b.name)), out_dir, config, skips.get((mode, b.name)))
     finally:
         judge.close()
     return 0

@@ -6,18 +6,32 @@
     # a node, tensor parallel 8 ... --tensor-parallel-size 8 ; a server: --backend openai --base-url URL
     # CPU, tiny model: see `make demo`
 
-Writes ``{out_dir}/{mode}/{benchmark}.jsonl``: the benchmark record plus ``raw_prompt``,
-``first_response`` and ``profile`` (streaming adds ``last_profile``, ``raw_prompt_next`` and
-``second_response``; ``profile`` is always the summary the judge reads). The model is loaded
-once for all benchmarks. Work is done in chunks that are appended and fsynced as they finish;
-a killed run, restarted with the same command, continues where it stopped without duplicates.
-Items the HTTP backend could not generate are left out and reported (exit code 3); rerun to
-retry them.
+Writes ``{out_dir}/{mode}/{benchmark}.jsonl``: the benchmark record (``history`` = the
+truncated history, as the authors' files had it) plus ``raw_prompt``, ``first_response`` and
+``profile`` (streaming adds ``last_profile``, ``raw_prompt_next`` and ``second_response``;
+``profile`` is always the summary the judge reads), ``history_dropped`` and ``n_triples``.
+Users the authors' scripts skipped (streaming: empty history after truncation) go to
+``{benchmark}.skipped.jsonl`` with the reason; ``{benchmark}.stats.json`` counts users
+summarised / skipped / truncated / rendered with a zero-triple pass (also logged).
+
+History rules (FORMATS.md §3, :mod:`alignxplore.history`): the whole history is truncated
+once, before the split, on the no-past prompt of the stage (full: the quoted ``"Not
+Provided."`` rendering, budget 16,384; streaming: recommendation sets only, 16,384 / 1.2),
+then split. Prompts per stage: full -> ``prompts.full_history_messages``; streaming ->
+``prompts.streaming_messages`` (pass 2 gets pass 1's summary, an empty one as the empty
+string).
+
+The model is loaded once for all benchmarks, after every benchmark file has been read and
+validated. Work is done in chunks that are appended and fsynced as they finish; a killed run,
+restarted with the same command, continues where it stopped without duplicates. Items the
+HTTP backend could not generate are left out and reported (exit code 3); rerun to retry them.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -25,12 +39,14 @@ from tqdm.auto import tqdm
 from ..backends.base import Backend, SamplingConfig
 from ..cli import add_backend_args, add_sampling_args, backend_from_args, run_main, sampling_from_args
 from ..formats import ResumableJsonl
-from ..history import MAX_PROMPT_TOKENS, STREAMING_BUDGET_DIVISOR, full_history, streaming_passes, truncate_to_budget
-from ..prompts import extract_summary, preference_messages
-from .registry import DEFAULT_REGISTRY, Benchmark, load_benchmark_rows, load_registry, select_benchmarks
+from ..history import MAX_PROMPT_TOKENS, full_history, streaming_passes, streaming_skip_reason, truncate_to_budget, truncation_budget
+from ..prompts import extract_summary, full_history_messages, streaming_messages
+from .registry import DEFAULT_REGISTRY, Benchmark, load_benchmarks, load_registry, select_benchmarks
 
 log = logging.getLogger("alignxplore.generate")
 MODES = ("full", "streaming")
+# The no-past prompt each mode's truncation is measured on (the authors' build_prompt of that script).
+NO_PAST_PROMPT = {"full": full_history_messages, "streaming": streaming_messages}
 
 
 def _public(row: dict) -> dict:
@@ -38,49 +54,57 @@ def _public(row: dict) -> dict:
 
 
 class SummaryGenerator:
-    """Builds prompts within the token budget and runs one chunk of rows through a backend."""
+    """Applies the history rules and runs one chunk of rows through a backend."""
 
     def __init__(self, backend: Backend, sampling: SamplingConfig, prompt_budget: int = MAX_PROMPT_TOKENS):
         self.backend = backend
         self.sampling = sampling
         self.budget = prompt_budget
-        self.streaming_budget = int(prompt_budget / STREAMING_BUDGET_DIVISOR)
 
-    def _prompt(self, triples: list[dict], past: str | None, budget: int, where: str) -> tuple[list[dict], int]:
-        def n_tokens(t: list[dict]) -> int:
-            return self.backend.count_prompt_tokens(preference_messages(t, past))
+    def truncated(self, row: dict, bench: Benchmark, mode: str) -> tuple[list[dict], int]:
+        """The whole history cut once to the mode's budget (before any split)."""
+        budget = truncation_budget(mode, bench.split, self.budget)
+        if budget is None:
+            return list(row["history"]), 0
+        render = NO_PAST_PROMPT[mode]
+        return truncate_to_budget(row["history"], lambda h: self.backend.count_prompt_tokens(render(h)), budget, row["_where"])
 
-        kept, dropped = truncate_to_budget(triples, n_tokens, budget, where)
-        return preference_messages(kept, past), dropped
-
-    def full(self, rows: list[dict], bench: Benchmark) -> tuple[list[dict], int]:
-        prompts, dropped = [], []
+    def full(self, rows: list[dict], bench: Benchmark) -> tuple[list[dict], list[dict], int]:
+        """(records, skipped, n_failed). Full mode keeps every user, even with zero triples."""
+        prepared = []
         for row in rows:
-            p, d = self._prompt(full_history(row["history"], bench.split, row["_where"]), None, self.budget, row["_where"])
-            prompts.append(p)
-            dropped.append(d)
-        gens = self.backend.generate(prompts, self.sampling)
+            hist, dropped = self.truncated(row, bench, "full")
+            part = full_history(hist, bench.split, row["_where"])
+            prepared.append((row, hist, dropped, part, full_history_messages(part)))
+        gens = self.backend.generate([p[-1] for p in prepared], self.sampling)
         out, failed = [], 0
-        for row, p, d, g in zip(rows, prompts, dropped, gens):
+        for (row, hist, dropped, part, prompt), g in zip(prepared, gens):
             if not g.ok:
                 failed += 1
                 log.warning("%s: generation failed: %s", row["_where"], g.error)
                 continue
-            out.append(_public(row) | {"raw_prompt": p, "first_response": g.text, "profile": extract_summary(g.text), "history_dropped": d})
-        return out, failed
+            out.append(_public(row) | {"history": hist, "raw_prompt": prompt, "first_response": g.text,
+                                       "profile": extract_summary(g.text), "history_dropped": dropped, "n_triples": len(part)})
+        return out, [], failed
 
-    def streaming(self, rows: list[dict], bench: Benchmark) -> tuple[list[dict], int]:
-        passes = [streaming_passes(row["history"], bench.split, row["_where"]) for row in rows]
-        first = [self._prompt(p1, None, self.streaming_budget, row["_where"]) for row, (p1, _) in zip(rows, passes)]
-        gens1 = self.backend.generate([p for p, _ in first], self.sampling)
-        live = [i for i, g in enumerate(gens1) if g.ok]
-        second = {}
-        for i in live:
-            past = extract_summary(gens1[i].text)
-            second[i] = self._prompt(passes[i][1], past, self.streaming_budget, rows[i]["_where"])
-        gens2 = dict(zip(live, self.backend.generate([second[i][0] for i in live], self.sampling)))
+    def streaming(self, rows: list[dict], bench: Benchmark) -> tuple[list[dict], list[dict], int]:
+        """(records, skipped, n_failed). Skips users whose truncated history is empty."""
+        live, skipped = [], []
+        for row in rows:
+            hist, dropped = self.truncated(row, bench, "streaming")
+            reason = streaming_skip_reason(hist)
+            if reason:
+                skipped.append({"userid": row["userid"], "reason": reason, "where": row["_where"], "history_dropped": dropped})
+                continue
+            live.append((row, hist, dropped, *streaming_passes(hist, bench.split, row["_where"])))
+        first = [streaming_messages(p1) for _, _, _, p1, _ in live]
+        gens1 = self.backend.generate(first, self.sampling)
+        ok1 = [i for i, g in enumerate(gens1) if g.ok]
+        # An empty pass-1 summary stays empty in the pass-2 slot, as in the authors' script.
+        second = {i: streaming_messages(live[i][4], past=extract_summary(gens1[i].text)) for i in ok1}
+        gens2 = dict(zip(ok1, self.backend.generate([second[i] for i in ok1], self.sampling)))
         out, failed = [], 0
-        for i, row in enumerate(rows):
+        for i, (row, hist, dropped, p1, p2) in enumerate(live):
             g1, g2 = gens1[i], gens2.get(i)
             if not g1.ok or g2 is None or not g2.ok:
                 failed += 1
@@ -89,40 +113,67 @@ class SummaryGenerator:
             out.append(
                 _public(row)
                 | {
-                    "raw_prompt": first[i][0],
+                    "history": hist,
+                    "raw_prompt": first[i],
                     "first_response": g1.text,
                     "last_profile": extract_summary(g1.text),
-                    "raw_prompt_next": second[i][0],
+                    "raw_prompt_next": second[i],
                     "second_response": g2.text,
                     "profile": extract_summary(g2.text),
-                    "history_dropped": [first[i][1], second[i][1]],
+                    "history_dropped": dropped,
+                    "n_triples": [len(p1), len(p2)],
                 }
             )
-        return out, failed
+        return out, skipped, failed
+
+
+def generation_stats(n_users: int, records: list[dict], skipped: list[dict]) -> dict:
+    """Every benchmark user accounted for: summarised, skipped (by reason) or still missing."""
+    def zero_pass(r: dict) -> bool:
+        n = r.get("n_triples", 1)
+        return (0 in n) if isinstance(n, list) else n == 0
+
+    return {
+        "n_users": n_users,
+        "n_summarised": len(records),
+        "n_skipped": len(skipped),
+        "skipped_by_reason": dict(Counter(s["reason"] for s in skipped)),
+        "n_missing": n_users - len(records) - len(skipped),  # failed generations, retried by a rerun
+        "n_truncated": sum(r.get("history_dropped", 0) > 0 for r in records) + sum(s.get("history_dropped", 0) > 0 for s in skipped),
+        "n_zero_triple_pass": sum(zero_pass(r) for r in records),
+    }
 
 
 def generate_benchmark(gen: SummaryGenerator, bench: Benchmark, mode: str, rows: list[dict], out_path: Path, chunk_size: int) -> int:
     """Generate the missing summaries of one benchmark; returns the number of failed items."""
     sink = ResumableJsonl(out_path, key=lambda r: str(r["userid"]))
-    todo = [r for r in rows if r["userid"] not in sink]
+    skip_sink = ResumableJsonl(out_path.with_suffix(".skipped.jsonl"), key=lambda r: str(r["userid"]))
+    todo = [r for r in rows if r["userid"] not in sink and r["userid"] not in skip_sink]
     if len(todo) < len(rows):
         log.info("%s/%s: %d of %d already done, resuming", mode, bench.name, len(rows) - len(todo), len(rows))
     failed = 0
     bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc=f"{mode}/{bench.name}")
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start : start + chunk_size]
-        records, n_failed = (gen.full if mode == "full" else gen.streaming)(chunk, bench)
+        records, skipped, n_failed = (gen.full if mode == "full" else gen.streaming)(chunk, bench)
         sink.append(records)
+        skip_sink.append(skipped)
+        for s in skipped:
+            log.info("%s/%s: %s skipped: %s", mode, bench.name, s["where"], s["reason"])
         failed += n_failed
         bar.update(len(chunk))
     bar.close()
+    ids = {r["userid"] for r in rows}
+    stats = generation_stats(len(rows), [r for k, r in sink.done.items() if k in ids], [r for k, r in skip_sink.done.items() if k in ids])
+    out_path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1) + "\n")
+    log.info("%s/%s: %s", mode, bench.name, json.dumps(stats))
     return failed
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=MODES, default="full", help="full history (one pass) or streaming (two passes)")
-    ap.add_argument("--data-dir", required=True, help="folder holding the benchmark files named in the registry")
+    ap.add_argument("--data-dir", required=True, help="folder holding the benchmark files named in the registry, or a hub dataset (VanillaH1/AlignXplorePlus-Benchmark)")
     ap.add_argument("--out-dir", required=True, help="summaries go to OUT_DIR/MODE/NAME.jsonl")
     ap.add_argument("--registry", default=str(DEFAULT_REGISTRY), help="benchmark registry YAML")
     ap.add_argument("--benchmarks", default="all", help="'all' or comma-separated names")
@@ -138,9 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     benches = select_benchmarks(load_registry(args.registry), args.benchmarks)
     # Validate every input before loading a model: a typo should cost seconds, not a model load.
-    data = {}
-    for b in benches:
-        data[b.name] = load_benchmark_rows(b.path(args.data_dir), args.limit)
+    data = load_benchmarks(args.data_dir, benches, args.limit)
     sampling = sampling_from_args(args)
     backend = backend_from_args(args)
     gen = SummaryGenerator(backend, sampling, args.prompt_budget)

@@ -1,4 +1,11 @@
-"""The benchmark registry (``eval/benchmarks.yaml``): one entry per benchmark."""
+"""The benchmark registry (``eval/benchmarks.yaml``) and where the benchmark files come from.
+
+``--data-dir`` / ``DATA_DIR`` is a local folder, or the name of a dataset on the HF hub (the
+released one is ``VanillaH1/AlignXplorePlus-Benchmark``; ``hf://datasets/OWNER/NAME`` also
+works): it is fetched once with ``huggingface_hub.snapshot_download`` into the HF cache
+(``HF_HOME`` / ``HF_HUB_CACHE``) and read from there; later and offline runs use the cache.
+A file is looked up at ``DIR/FILE`` and, failing that, anywhere below ``DIR``.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,11 +13,15 @@ from pathlib import Path
 
 import yaml
 
-from ..formats import DataError, read_jsonl, validate_benchmark_row
+import logging
+
+from ..formats import DataError, read_jsonl_checked, validate_benchmark_row
 from ..history import SPLIT_RULES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REGISTRY = REPO_ROOT / "eval" / "benchmarks.yaml"
+HUB_BENCHMARK = "VanillaH1/AlignXplorePlus-Benchmark"
+log = logging.getLogger("alignxplore.registry")
 TASKS = ("recommendation", "response_selection", "response_generation")
 
 
@@ -67,12 +78,71 @@ def select_benchmarks(registry: list[Benchmark], names: str | list[str]) -> list
     return [b for b in registry if b.name in names]
 
 
+def how_to_get(data_dir: str | Path, repo_id: str = HUB_BENCHMARK) -> str:
+    """The one-line instruction every missing-data error ends with."""
+    return (
+        f"download the benchmark files on a machine with internet: `huggingface-cli download --repo-type dataset {repo_id} "
+        f"--local-dir data/benchmark`, copy that folder here and pass DATA_DIR=data/benchmark (or --data-dir); "
+        f"or run online once with DATA_DIR={repo_id} to fill the HF cache (got DATA_DIR={data_dir})"
+    )
+
+
+def hub_repo_id(data_dir: str | Path) -> str | None:
+    """``OWNER/NAME`` if ``data_dir`` names a hub dataset rather than an existing folder."""
+    text = str(data_dir)
+    if text.startswith("hf://datasets/"):
+        return text[len("hf://datasets/") :].strip("/")
+    if Path(text).exists() or text.startswith((".", "/", "~")):
+        return None
+    parts = text.split("/")
+    return text if len(parts) == 2 and all(parts) else None
+
+
+def resolve_data_dir(data_dir: str | Path, files: list[str] | None = None) -> Path:
+    """A local folder holding the benchmark files; a hub dataset name is fetched into (or
+    found in) the HF cache. Raises :class:`DataError` saying what to download and where."""
+    repo_id = hub_repo_id(data_dir)
+    if repo_id is None:
+        path = Path(data_dir).expanduser()
+        if not path.is_dir():
+            raise DataError(str(path), None, f"no such folder; {how_to_get(data_dir)}")
+        return path
+    from huggingface_hub import snapshot_download
+
+    patterns = [f"*{f}" for f in files] if files else None  # fnmatch: '*' also matches '/'
+    try:
+        local = snapshot_download(repo_id, repo_type="dataset", allow_patterns=patterns)
+    except Exception as err:  # offline, not cached, no such repo, no network: all end the same way
+        # "data/benchmark" (the launchers' default) also looks like OWNER/NAME: say both.
+        raise DataError(str(data_dir), None, f"no such folder, and no hub dataset {repo_id} in the HF cache or downloadable here "
+                        f"({type(err).__name__}); {how_to_get(data_dir)}") from None
+    log.info("benchmark data: %s -> %s", repo_id, local)
+    return Path(local)
+
+
+def benchmark_file(data_dir: Path, bench: Benchmark) -> Path:
+    direct = data_dir / bench.file
+    if direct.is_file():
+        return direct
+    found = sorted(data_dir.rglob(bench.file))
+    if found:
+        return found[0]
+    raise DataError(str(direct), None, f"no such file; {how_to_get(data_dir)}")
+
+
 def load_benchmark_rows(path: Path, limit: int | None = None) -> list[dict]:
-    """Validated rows with their ``file:line`` kept in ``_where`` (for later errors); userids unique."""
+    """Validated rows with their ``file:line`` kept in ``_where`` (for later errors); userids
+    unique. Every line is checked before the first error is raised (see ``read_jsonl_checked``)."""
     rows, seen = [], {}
-    for row in read_jsonl(path, validate_benchmark_row, keep_where=True):
+    for row in read_jsonl_checked(path, validate_benchmark_row, keep_where=True, log=log.error):
         if row["userid"] in seen:
             raise DataError(row["_where"], "userid", f"duplicate of {seen[row['userid']]}")
         seen[row["userid"]] = row["_where"]
         rows.append(row)
     return rows[:limit] if limit else rows
+
+
+def load_benchmarks(data_dir: str | Path, benches: list[Benchmark], limit: int | None = None) -> dict[str, list[dict]]:
+    """Every selected benchmark, read and validated (before any model is loaded)."""
+    root = resolve_data_dir(data_dir, [b.file for b in benches])
+    return {b.name: load_benchmark_rows(benchmark_file(root, b), limit) for b in benches}

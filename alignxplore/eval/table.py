@@ -3,7 +3,11 @@
     python -m alignxplore.eval.table --results-dir results --out results/table   # .md, .html
     python -m alignxplore.eval.table --results-dir results --figure figures/results.png
 
-Sections: direct / full-history / streaming; columns in the paper's order; accuracy (%).
+Sections: direct / full-history / streaming; columns in the paper's order. Our cells show
+``metrics.accuracy`` (the run's judge protocol; by default the sampled answer, as the paper
+did) unless ``--metric`` picks another figure of the results JSON (``argmax_accuracy``,
+``expected_accuracy``, ...); the heading names the metric; rows judged
+under another protocol than the sampled one say so in their label.
 Averages are recomputed from the nine columns (over the columns present for our rows, marked
 ``n/9`` when incomplete). Published averages that differ from their row's mean by more than
 0.01 are flagged (two rows of the paper: AlignXplore full-history and DeepSeek-R1 streaming).
@@ -54,17 +58,25 @@ def paper_rows() -> list[Row]:
     return rows
 
 
-def our_rows(results_dir: str | Path) -> list[Row]:
+TABLE_METRICS = ("accuracy", "argmax_accuracy", "expected_accuracy", "mean_confidence", "authors_confidence", "roc_auc", "authors_roc_auc")
+
+
+def our_rows(results_dir: str | Path, metric: str = "accuracy") -> list[Row]:
     """One row per (mode, label) over all ``*.json`` results below ``results_dir``."""
     rows: dict[tuple[str, str], Row] = {}
     for path in sorted(Path(results_dir).rglob("*.json")):
         try:
             res = json.loads(path.read_text())
             section, label, column = res["mode"], res["label"], res["column"]
-            acc = res["metrics"]["accuracy"]
-        except (ValueError, KeyError, TypeError):
+            acc = res["metrics"].get(metric)
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.debug("not a results file: %s", path)
             continue
+        if acc is None:
+            continue
+        protocol = (res.get("protocol") or {}).get("name", "sampled")
+        if protocol != "sampled":
+            label = f"{label} [{protocol}]"  # never mix protocols in one row
         row = rows.setdefault((section, label), Row(section, label, "ours"))
         row.values[column] = acc
     return list(rows.values())
@@ -90,9 +102,14 @@ def _columns(rows: list[Row]) -> list[str]:
     return list(PAPER_COLUMNS) + extra
 
 
-def render_markdown(rows: list[Row]) -> str:
+def heading(metric: str = "accuracy") -> str:
+    what = "accuracy (%) of the downstream judge, sampled answer as published" if metric == "accuracy" else f"{metric} (%) of the downstream judge"
+    return f"Main results: {what}"
+
+
+def render_markdown(rows: list[Row], metric: str = "accuracy") -> str:
     cols = _columns(rows)
-    out = ["# Main results: accuracy (%) of the downstream judge", ""]
+    out = [f"# {heading(metric)}", ""]
     flagged = False
     for section, title in SECTIONS.items():
         sec = [r for r in rows if r.section == section]
@@ -110,12 +127,12 @@ def render_markdown(rows: list[Row]) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_html(rows: list[Row]) -> str:
+def render_html(rows: list[Row], metric: str = "accuracy") -> str:
     cols = _columns(rows)
     parts = ["<!doctype html><meta charset='utf-8'><title>AlignXplore+ results</title>",
              "<style>table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #999;padding:2px 6px;text-align:right}"
              "td:first-child,th:first-child{text-align:left}tr.ours{background:#eef6ee}.flag{color:#b00}</style>",
-             "<h1>Main results: accuracy (%) of the downstream judge</h1>"]
+             f"<h1>{html.escape(heading(metric))}</h1>"]
     for section, title in SECTIONS.items():
         sec = [r for r in rows if r.section == section]
         if not sec:
@@ -163,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="write OUT.md and OUT.html (default RESULTS_DIR/table)")
     ap.add_argument("--figure", default=None, help="also write a grouped bar chart (PNG)")
     ap.add_argument("--no-paper", action="store_true", help="only our rows")
+    ap.add_argument("--metric", choices=TABLE_METRICS, default="accuracy",
+                    help="figure shown for our rows (default: accuracy under the run's protocol, sampled by default)")
     args = ap.parse_args(argv)
-    ours = our_rows(args.results_dir)
+    ours = our_rows(args.results_dir, args.metric)
     if not ours:
         log.warning("no results JSON under %s", args.results_dir)
     rows = ([] if args.no_paper else paper_rows()) + ours
@@ -172,9 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     rows.sort(key=lambda r: (list(SECTIONS).index(r.section), r.source != "paper"))
     out = Path(args.out or Path(args.results_dir) / "table")
     out.parent.mkdir(parents=True, exist_ok=True)
-    md = render_markdown(rows)
+    md = render_markdown(rows, args.metric)
     out.with_suffix(".md").write_text(md)
-    out.with_suffix(".html").write_text(render_html(rows))
+    out.with_suffix(".html").write_text(render_html(rows, args.metric))
     print(md)
     if args.figure:
         plot_grouped_bars(rows, args.figure)

@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import json
 import math
+import random
 import threading
 from collections import Counter
 from typing import Callable
@@ -29,6 +30,8 @@ from ..prompts import JUDGE_LETTER_TOKENS
 
 FaultPlan = Callable[[str, int], "str | None"]
 ALWAYS_FAIL_MARKER = "FAIL-ALWAYS"
+UNPARSEABLE_MARKER = "JUDGE-UNPARSEABLE"
+UNPARSEABLE_ANSWER = "I would pick Item A."  # no JSON object: unparseable by the authors' rule
 
 
 def request_key(messages: list[dict]) -> str:
@@ -50,8 +53,9 @@ def mixed_faults(key: str, attempt: int) -> str | None:
 
 
 class FakeOpenAIServer:
-    def __init__(self, *, latency: float = 0.0, fault_plan: FaultPlan | None = None, hang_seconds: float = 30.0):
+    def __init__(self, *, latency: float = 0.0, fault_plan: FaultPlan | None = None, hang_seconds: float = 30.0, unparseable_fraction: float = 0.0):
         self.latency = latency
+        self.unparseable_fraction = unparseable_fraction
         self.fault_plan = fault_plan
         self.hang_seconds = hang_seconds
         self.attempts: Counter[str] = Counter()
@@ -94,8 +98,10 @@ class FakeOpenAIServer:
             if fault == "disconnect":
                 request.transport.close()
                 return web.Response(status=500)
-            if body.get("logprobs"):
+            if body.get("logprobs") and body.get("continue_final_message"):
                 return web.json_response(self._judge_answer(body))
+            if body.get("logprobs"):
+                return web.json_response(self._sampled_judge_answer(body))
             return web.json_response(self._generation_answer(body))
         finally:
             self.in_flight -= 1
@@ -118,6 +124,44 @@ class FakeOpenAIServer:
                     "message": {"role": "assistant", "content": top[0]["token"]},
                     "logprobs": {"content": [{"token": top[0]["token"], "logprob": top[0]["logprob"], "top_logprobs": top}]},
                     "finish_reason": "length",
+                }
+            ],
+        }
+
+    def is_unparseable(self, messages: list[dict]) -> bool:
+        """Whether this conversation gets an answer the authors' parser rejects."""
+        if any(UNPARSEABLE_MARKER in m.get("content", "") for m in messages):
+            return True
+        return int(request_key(messages)[8:16], 16) % 10_000 < self.unparseable_fraction * 10_000
+
+    def sampled_letter_probs(self, body: dict) -> dict[str, float]:
+        """The letter distribution the fake sampler draws from for this request."""
+        from ..judge import sampler_distribution
+
+        p_a = fake_p_a(body["messages"])
+        return sampler_distribution({"A": p_a, "B": 1 - p_a}, body.get("temperature", 1.0), body.get("top_k", -1), body.get("top_p", 1.0))
+
+    def _sampled_judge_answer(self, body: dict) -> dict:
+        messages = body["messages"]
+        rng = random.Random(f"{request_key(messages)}:{body.get('seed')}")
+        q = self.sampled_letter_probs(body)
+        letter = "A" if rng.random() < q["A"] else "B"
+        if self.is_unparseable(messages):
+            text = UNPARSEABLE_ANSWER
+        else:
+            text = json.dumps({"selection": f"Item {letter}"})
+        p = fake_p_a(messages) if letter == "A" else 1 - fake_p_a(messages)
+        token = JUDGE_LETTER_TOKENS[letter]
+        return {
+            "id": "fake",
+            "object": "chat.completion",
+            "model": body.get("model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": {"content": [{"token": token, "logprob": math.log(p), "top_logprobs": [{"token": token, "logprob": math.log(p)}]}]},
+                    "finish_reason": "stop",
                 }
             ],
         }
