@@ -176,15 +176,15 @@ def test_completion_only_logits_train_like_the_stock_loss(plain_run, stock_logit
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("padding_free", ["false", "true"])
-def test_gradient_accumulation_over_padded_or_padding_free_batches_matches_stock(tmp_path, tiny_model_dir, prepared, padding_free):
-    """Rows of different lengths, 2 per micro-batch, 2 micro-batches per step: the Trainer's
-    num_items_in_batch normalisation must give the stock loss with either padding mode."""
+def test_gradient_accumulation_over_padded_batches_matches_stock(tmp_path, tiny_model_dir, prepared):
+    """Rows of different lengths, 2 per padded micro-batch, 2 micro-batches per step: the
+    Trainer's num_items_in_batch normalisation must give the stock loss (padding-free batches
+    with an accumulation count: tests/test_sft_completion_logits.py)."""
     runs = {}
     for flag in ("true", "false"):
         out = tmp_path / flag
         train(tiny_model_dir, prepared[0], out, "--max_steps", "2", "--per_device_train_batch_size", "2",
-              "--gradient_accumulation_steps", "2", "--padding_free", padding_free, "--completion_only_logits", flag)
+              "--gradient_accumulation_steps", "2", "--completion_only_logits", flag)
         runs[flag] = losses(out)
     (ours, ours_state), (stock, stock_state) = runs["true"], runs["false"]
     assert len(ours) == 2 and ours == pytest.approx(stock, rel=1e-4)
