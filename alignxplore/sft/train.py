@@ -13,6 +13,7 @@
 The loss applies the output layer only at positions that predict a completion token
 (``alignxplore.sft.completion_logits``; same objective as stock TRL, without the prompt
 positions' 151,936-way logits); ``--completion_only_logits false`` runs the stock loss.
+
 The data comes from ``alignxplore.sft.prepare`` (``input_ids`` + ``completion_mask``): TRL is
 never asked to tokenise chat rows itself, and ``completion_only_loss`` is forced on, so the
 loss covers exactly the assistant turn. Resumes from the last checkpoint in ``output_dir``
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
 
     from datasets import load_from_disk
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
     from ..formats import DataError
     from .trainer import CompletionLogitsSFTTrainer
 
