@@ -177,3 +177,32 @@ def test_metrics_match_trl_token_accuracy(rows, tokenizer):
     assert correct.item() == ((full[:, :-1].argmax(-1) == shift_labels) & mask).sum().item()
     logp = torch.log_softmax(full[:, :-1][mask].float(), -1)
     assert entropy_sum.item() == pytest.approx(-(logp.exp() * logp).sum().item(), rel=1e-5)
+
+
+def test_trainer_evaluate_and_fallbacks(tmp_path, rows, tokenizer):
+    """The SFTTrainer subclass in-process: evaluation loss equals the stock one (the eval
+    path without compute_metrics uses completion-only logits too), also under TRL's default
+    bf16 autocast over an fp32 model (the output layer must run under the same autocast as
+    the model's forward); a custom loss falls back to the stock path instead of being bypassed."""
+    from datasets import Dataset
+    from trl import SFTConfig
+
+    from alignxplore.sft.trainer import CompletionLogitsSFTTrainer
+
+    model, tok = model_for()
+    data = Dataset.from_list(rows)
+    cfg = dict(output_dir=str(tmp_path), per_device_eval_batch_size=2, report_to="none", use_cpu=True,
+               completion_only_loss=True, dataloader_num_workers=0)
+    assert SFTConfig(**cfg).bf16  # TRL 0.27's default: autocast to bf16 around an fp32 model
+    for bf16 in (True, False):
+        results = {}
+        for flag in (True, False):
+            model, _ = model_for()  # fresh: accelerate wraps model.forward in autocast for good
+            trainer = CompletionLogitsSFTTrainer(model=model, args=SFTConfig(**cfg, bf16=bf16), train_dataset=data, eval_dataset=data,
+                                                 processing_class=tok, completion_only_logits=flag)
+            assert trainer.uses_completion_only_logits is flag
+            results[flag] = trainer.evaluate()
+        assert results[True]["eval_loss"] == pytest.approx(results[False]["eval_loss"], abs=1e-5), bf16
+
+    dft = CompletionLogitsSFTTrainer(model=model, args=SFTConfig(**cfg, loss_type="dft"), train_dataset=data, eval_dataset=data, processing_class=tok)
+    assert not dft.uses_completion_only_logits and "custom loss" in dft.completion_logits_fallback

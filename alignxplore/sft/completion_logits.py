@@ -31,6 +31,7 @@ How it runs the model (why this way):
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from transformers.utils import ModelOutput
@@ -66,11 +67,12 @@ def supervised_positions(labels=None, shift_labels=None):
             raise ValueError("need labels or shift_labels")
         # same as transformers' ForCausalLMLoss: pad one ignored label at the end, drop the first
         shift_labels = torch.nn.functional.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
+    # nonzero() syncs with the device once per micro-batch (the row count sets the shapes)
     batch_idx, pos_idx = (shift_labels != IGNORE_INDEX).nonzero(as_tuple=True)
     return batch_idx, pos_idx, shift_labels[batch_idx, pos_idx]
 
 
-def completion_only_forward(model, inputs: dict, output_layer, num_items_in_batch=None):
+def completion_only_forward(model, inputs: dict, output_layer, num_items_in_batch=None, output_layer_context=None):
     """Run ``model`` once and return ``(loss, CompletionOutputs)``.
 
     ``model``: what the trainer calls (engine/DDP wrapper or the module); ``output_layer``: the
@@ -79,6 +81,11 @@ def completion_only_forward(model, inputs: dict, output_layer, num_items_in_batc
     is given (gradient-accumulation-correct, like transformers' ``ForCausalLMLoss``), else the
     mean over supervised tokens. A batch with no supervised token gives a zero loss that still
     depends on the output layer, so every rank runs the same modules (ZeRO-3 needs that).
+    ``output_layer_context``: a zero-argument callable returning the mixed-precision context
+    the model's forward runs under (the trainer builds it from ``accelerator.autocast()`` and
+    DeepSpeed's ``torch_autocast``): those wrap only the model's forward, and the output layer
+    now runs outside it, so without this an fp32 model trained with ``bf16: true`` would
+    compute these logits in fp32 where stock computes them in bf16.
     """
     import torch
 
@@ -94,7 +101,8 @@ def completion_only_forward(model, inputs: dict, output_layer, num_items_in_batc
     outputs = model(**inputs)
     hidden = outputs.hidden_states[-1]
 
-    logits = output_layer(hidden[batch_idx, pos_idx])  # (n, vocab) in the model's dtype
+    with output_layer_context() if output_layer_context is not None else contextlib.nullcontext():
+        logits = output_layer(hidden[batch_idx, pos_idx])  # (n, vocab), the dtype stock logits have
     # fp32 for the softmax, as the stock loss upcasts; sum, then one division
     loss_sum = torch.nn.functional.cross_entropy(logits.float(), targets.to(logits.device), reduction="sum")
     if num_items_in_batch is not None:

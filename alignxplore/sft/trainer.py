@@ -23,6 +23,7 @@ checkpoints) is TRL's. What stays as stock, and why it is the same objective:
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 
@@ -69,12 +70,24 @@ class CompletionLogitsSFTTrainer(SFTTrainer):
         # otherwise the loss is a mean and training_step divides by the accumulation steps.
         count = num_items_in_batch if self.model_accepts_loss_kwargs else None
         output_layer = self.accelerator.unwrap_model(model).get_output_embeddings()
-        loss, outputs = completion_only_forward(model, inputs, output_layer, num_items_in_batch=count)
+        loss, outputs = completion_only_forward(model, inputs, output_layer, num_items_in_batch=count,
+                                                output_layer_context=lambda: self._forward_autocast(model))
         if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch is not None:
             loss = loss * (self.accelerator.num_processes if self.args.n_gpu <= 1 else self.args.n_gpu)
 
         self._log_completion_metrics(mode, inputs, outputs)
         return (loss, outputs) if return_outputs else loss
+
+    def _forward_autocast(self, model):
+        """The autocast the model's forward ran under: accelerate's (mixed precision over fp32
+        weights) and, for a DeepSpeed engine with a ``torch_autocast`` section, DeepSpeed's."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.accelerator.autocast())
+        if callable(getattr(model, "torch_autocast_enabled", None)) and model.torch_autocast_enabled():
+            from deepspeed.runtime.torch_autocast import autocast_if_enabled
+
+            stack.enter_context(autocast_if_enabled(model))
+        return stack
 
     def _log_completion_metrics(self, mode: str, inputs: dict, outputs) -> None:
         import torch
