@@ -5,9 +5,14 @@ The tokenizer is the real Qwen3 one (vocabulary, merges and the chat template wi
 from a seeded random init, so nothing is ever downloaded. ``save_tiny_model(dir)`` writes an
 ordinary HF checkpoint folder that every backend loads by path, exactly like a real model.
 
-    python -m alignxplore.tiny OUT_DIR [--head-dim 64]
+    python -m alignxplore.tiny OUT_DIR [--head-dim 64] [--shape learnable]
 
 ``head_dim=64`` gives the variant vLLM's CPU attention kernel accepts (it rejects 16).
+``shape="learnable"`` (hidden 128, 2 layers, 4 heads of head_dim 32, 2 KV heads, MLP 256,
+tied embeddings; ~19.7 M parameters, almost all in the embedding) is the smallest shape
+measured to learn an input-dependent answer from scratch within minutes on 2 CPU cores
+(shared/notes/cpu-stack.md); the default ``"test"`` shape (hidden 64, head_dim 16) is the
+one the tests need and stays the default.
 """
 from __future__ import annotations
 
@@ -17,6 +22,12 @@ import os
 from pathlib import Path
 
 QWEN3_TOKENIZER_SUBDIR = "tokenizer_files"
+
+# name -> tiny_qwen3_config keyword arguments (MLP = 2 x hidden, 4 heads, 2 KV heads, tied)
+TINY_SHAPES = {
+    "test": {"hidden_size": 64, "head_dim": 16, "layers": 2},
+    "learnable": {"hidden_size": 128, "head_dim": 32, "layers": 2},
+}
 
 
 def qwen3_tokenizer_dir() -> str:
@@ -77,13 +88,25 @@ def qwen3_0_6b_config(vocab_size: int):
     )
 
 
-def build_tiny_model(*, head_dim: int = 16, seed: int = 0):
-    """``(model, tokenizer)``: a random Qwen3ForCausalLM of about 10 M parameters."""
+def tiny_shape(shape: str, head_dim: int | None = None) -> dict:
+    """Keyword arguments of ``tiny_qwen3_config`` for a named shape (``TINY_SHAPES``); an
+    explicit ``head_dim`` overrides the shape's."""
+    if shape not in TINY_SHAPES:
+        raise ValueError(f"unknown tiny shape {shape!r} (choose from {', '.join(TINY_SHAPES)})")
+    kw = dict(TINY_SHAPES[shape])
+    if head_dim is not None:
+        kw["head_dim"] = head_dim
+    return kw
+
+
+def build_tiny_model(*, head_dim: int | None = None, seed: int = 0, shape: str = "test"):
+    """``(model, tokenizer)``: a random Qwen3ForCausalLM — about 10 M parameters for the
+    default ``"test"`` shape, 19.7 M for ``"learnable"``."""
     import torch
     from transformers import Qwen3ForCausalLM
 
     tokenizer = load_qwen3_tokenizer()
-    config = tiny_qwen3_config(len(tokenizer), head_dim=head_dim)
+    config = tiny_qwen3_config(len(tokenizer), **tiny_shape(shape, head_dim))
     config.pad_token_id = tokenizer.pad_token_id
     config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     torch.manual_seed(seed)
@@ -91,12 +114,12 @@ def build_tiny_model(*, head_dim: int = 16, seed: int = 0):
     return model, tokenizer
 
 
-def save_tiny_model(out_dir: str | os.PathLike, *, head_dim: int = 16, seed: int = 0) -> str:
+def save_tiny_model(out_dir: str | os.PathLike, *, head_dim: int | None = None, seed: int = 0, shape: str = "test") -> str:
     """Write the tiny model and tokenizer as an HF checkpoint folder (idempotent)."""
     out = Path(out_dir)
     if (out / "config.json").exists() and (out / "tokenizer_config.json").exists():
         return str(out)
-    model, tokenizer = build_tiny_model(head_dim=head_dim, seed=seed)
+    model, tokenizer = build_tiny_model(head_dim=head_dim, seed=seed, shape=shape)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -106,10 +129,11 @@ def save_tiny_model(out_dir: str | os.PathLike, *, head_dim: int = 16, seed: int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir")
-    ap.add_argument("--head-dim", type=int, default=16)
+    ap.add_argument("--head-dim", type=int, default=None, help="default: the shape's (16 for test, 32 for learnable)")
+    ap.add_argument("--shape", choices=sorted(TINY_SHAPES), default="test")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    print(save_tiny_model(args.out_dir, head_dim=args.head_dim, seed=args.seed))
+    print(save_tiny_model(args.out_dir, head_dim=args.head_dim, seed=args.seed, shape=args.shape))
 
 
 if __name__ == "__main__":

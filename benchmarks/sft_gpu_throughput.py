@@ -1,14 +1,23 @@
 """bf16 SFT steps of a Qwen3-0.6B-shaped random model through our own SFT entry point:
 tokens/s and MFU against the card's bf16 matmul peak, measured in the same run.
 
-    python benchmarks/sft_gpu_throughput.py --out /tmp/sftbench [--steps 30] [--rows-tokens 4096]
+    python benchmarks/sft_gpu_throughput.py --out /tmp/sftbench [--steps 30] [--rows-tokens 4096] [--logits both]
+    # issue 14: 16k-prompt rows, output layer everywhere vs only at completion positions
+    python benchmarks/sft_gpu_throughput.py --out /tmp/sftbench --rows-tokens 16384 --logits both --steps 10
+
+``--logits``: ``completion`` (the trainer's default: output layer and loss only where a
+completion token is predicted), ``full`` (stock TRL: logits at every position; what the
+results recorded before issue 14 measured), or ``both`` — the two runs in one process, one
+RESULT line each, then the tokens/s ratio and both peak memories as ``N.Nx`` on the last line.
 
 Pipeline: synthetic SFT rows (real Qwen3 tokenizer) -> alignxplore.sft.prepare ->
 alignxplore.sft.train (TRL SFTTrainer, bf16, sdpa, batch 1 per step, no DeepSpeed on one GPU)
 with a callback that times each optimizer step after warm-up. Model FLOPs per token:
 6 * (matmul parameters, lm_head included) + 12 * layers * heads * head_dim * seq (attention,
 causal halving ignored, as in the PaLM convention); gradient-checkpointing recompute is
-not counted (MFU is model FLOPs, not hardware FLOPs).
+not counted (MFU is model FLOPs, not hardware FLOPs). The output layer is counted at every
+token both ways, so with ``--logits completion`` the figure is the stock model's FLOPs per
+second of wall time (comparable across modes), not the FLOPs actually executed.
 """
 from __future__ import annotations
 
@@ -52,14 +61,15 @@ def main() -> None:
     ap.add_argument("--rows-tokens", type=int, default=4096, help="approximate tokens per SFT row")
     ap.add_argument("--gradient-checkpointing", choices=("true", "false"), default="true",
                     help="passed explicitly: TRL 0.27's SFTConfig turns it ON by default")
+    ap.add_argument("--logits", choices=("completion", "full", "both"), default="completion",
+                    help="output layer at completion positions only (default), everywhere (stock TRL), or both runs")
     ap.add_argument("--smoke", action="store_true", help="CPU check of this script: tiny model, no timing claims")
     args = ap.parse_args()
 
     import torch
-    from transformers import Qwen3ForCausalLM, TrainerCallback
+    from transformers import Qwen3ForCausalLM
 
     from alignxplore.prompts import preference_messages, sft_completion
-    from alignxplore.sft import train as sft_train
     from alignxplore.sft.prepare import prepare
     from alignxplore.tiny import load_qwen3_tokenizer, qwen3_0_6b_config, tiny_qwen3_config
 
@@ -86,6 +96,31 @@ def main() -> None:
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     prepare(data, str(model_dir), out / "prepared", max_length=args.rows_tokens * 4)
 
+    peak = float("nan") if args.smoke else matmul_peak_tflops()
+    modes = ("full", "completion") if args.logits == "both" else (args.logits,)
+    results = {}
+    for logits in modes:
+        result = results[logits] = measure(logits, args, cfg, model_dir, out, peak)
+        print("RESULT " + json.dumps(result), flush=True)
+    (out / "result.json").write_text(json.dumps(results if len(results) > 1 else result, indent=1))
+    if len(results) > 1:
+        full, ours = results["full"], results["completion"]
+        print(f"peak memory (GiB): full logits {full['peak_memory_gib']}, completion-only {ours['peak_memory_gib']}")
+        print(f"tokens/s completion-only vs full logits: {ours['tokens_per_s'] / full['tokens_per_s']:.1f}x")
+
+
+def measure(logits: str, args, cfg, model_dir: Path, out: Path, peak: float) -> dict:
+    """One training run (``logits`` = "completion" or "full"): timings, tokens/s, peak memory."""
+    import gc
+
+    import torch
+    from transformers import TrainerCallback
+
+    from alignxplore.sft import train as sft_train
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the previous run's model and optimizer are gone
     times: list[float] = []
     tokens_seen: dict[int, float] = {}  # global step -> cumulative tokens (TRL logs num_tokens)
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
@@ -110,11 +145,11 @@ def main() -> None:
             if logs and "num_tokens" in logs:
                 tokens_seen[state.global_step] = float(logs["num_tokens"])
 
-    argv = ["--model_name_or_path", str(model_dir), "--dataset_path", str(out / "prepared"), "--output_dir", str(out / "run"),
+    argv = ["--model_name_or_path", str(model_dir), "--dataset_path", str(out / "prepared"), "--output_dir", str(out / f"run-{logits}"),
             "--max_steps", str(args.steps + args.warmup), "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1",
             "--learning_rate", "1e-5", "--bf16", "false" if args.smoke else "true", "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none",
             "--resume", "false", "--dataloader_num_workers", "0", "--max_length", str(args.rows_tokens * 4)]
-    argv += ["--gradient_checkpointing", args.gradient_checkpointing]
+    argv += ["--gradient_checkpointing", args.gradient_checkpointing, "--completion_only_logits", "true" if logits == "completion" else "false"]
     sft_train.main(argv, callbacks=[StepTimer()])
 
     steady = times[args.warmup:]
@@ -123,7 +158,6 @@ def main() -> None:
     steady_tokens = tokens_seen[last] - tokens_seen[args.warmup]  # tokens of exactly the timed steps
     tokens_per_s = steady_tokens / sum(steady)
     seq = steady_tokens / len(steady)
-    peak = float("nan") if args.smoke else matmul_peak_tflops()
     achieved = tokens_per_s * model_flops_per_token(cfg, int(seq)) / 1e12
     result = {
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (smoke)", "torch": torch.__version__, "model": "tiny (smoke)" if args.smoke else "Qwen3-0.6B shape, random, bf16, sdpa",
@@ -132,9 +166,9 @@ def main() -> None:
         "mfu": round(achieved / peak, 4), "gradient_checkpointing": args.gradient_checkpointing == "true",
         "gradient_checkpointing_active": seen.get("gradient_checkpointing_active"),
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
+        "logits": logits,
     }
-    print("RESULT " + json.dumps(result))
-    (out / "result.json").write_text(json.dumps(result, indent=1))
+    return result
 
 
 if __name__ == "__main__":

@@ -149,6 +149,49 @@ def plain_run(tmp_path_factory, tiny_model_dir, repeated):
     return out
 
 
+@pytest.fixture(scope="module")
+def stock_logits_run(tmp_path_factory, tiny_model_dir, repeated):
+    """The same 6 steps with the stock TRL loss (output layer at every position)."""
+    out = tmp_path_factory.mktemp("stock") / "out"
+    proc = train(tiny_model_dir, repeated, out, "--max_steps", "6", "--completion_only_logits", "false")
+    assert "output layer at all positions (stock)" in proc.stderr
+    return out
+
+
+def test_completion_only_logits_train_like_the_stock_loss(plain_run, stock_logits_run):
+    """Default training (output layer at completion positions only) and the stock full-logits
+    loss: the same losses, gradient norms and token accuracy, step by step."""
+    ours, ours_state = losses(plain_run)
+    stock, stock_state = losses(stock_logits_run)
+    assert ours == pytest.approx(stock, rel=1e-4)
+
+    def logged(state, key):
+        return [h[key] for h in state["log_history"] if "loss" in h]
+
+    assert logged(ours_state, "grad_norm") == pytest.approx(logged(stock_state, "grad_norm"), rel=1e-3)
+    assert logged(ours_state, "mean_token_accuracy") == pytest.approx(logged(stock_state, "mean_token_accuracy"), abs=1e-6)
+    assert logged(ours_state, "num_tokens") == logged(stock_state, "num_tokens")
+    # entropy is logged both ways; ours averages completion tokens only (documented)
+    assert all(0 < e < 12 for e in logged(ours_state, "entropy"))
+
+
+@pytest.mark.slow
+def test_gradient_accumulation_over_padded_batches_matches_stock(tmp_path, tiny_model_dir, prepared):
+    """Rows of different lengths, 2 per padded micro-batch, 2 micro-batches per step: the
+    Trainer's num_items_in_batch normalisation must give the stock loss (padding-free batches
+    with an accumulation count: tests/test_sft_completion_logits.py)."""
+    runs = {}
+    for flag in ("true", "false"):
+        out = tmp_path / flag
+        train(tiny_model_dir, prepared[0], out, "--max_steps", "2", "--per_device_train_batch_size", "2",
+              "--gradient_accumulation_steps", "2", "--completion_only_logits", flag)
+        runs[flag] = losses(out)
+    (ours, ours_state), (stock, stock_state) = runs["true"], runs["false"]
+    assert len(ours) == 2 and ours == pytest.approx(stock, rel=1e-4)
+    assert [h["grad_norm"] for h in ours_state["log_history"] if "loss" in h] == pytest.approx(
+        [h["grad_norm"] for h in stock_state["log_history"] if "loss" in h], rel=1e-3)
+
+
 def test_loss_goes_down_on_repeated_batch(plain_run):
     ls, state = losses(plain_run)
     assert len(ls) == 6 and state["global_step"] == 6
@@ -182,21 +225,29 @@ def test_resume_continues_the_step_count(tmp_path, tiny_model_dir, repeated):
 
 
 @pytest.mark.slow
-def test_deepspeed_zero3_one_process_matches_plain_training(tmp_path, tiny_model_dir, repeated, plain_run):
+def test_deepspeed_zero3_one_process_matches_plain_training(tmp_path, tiny_model_dir, repeated, plain_run, stock_logits_run):
     out = tmp_path / "out"
-    train(tiny_model_dir, repeated, out, "--max_steps", "2", deepspeed=True)
+    proc = train(tiny_model_dir, repeated, out, "--max_steps", "2", deepspeed=True)
+    assert "output layer at completion positions only" in proc.stderr  # the partitioned lm_head path ran
     ds_losses, state = losses(out)
     plain, _ = losses(plain_run)
+    stock, _ = losses(stock_logits_run)
     assert state["global_step"] == 2
     assert ds_losses == pytest.approx(plain[:2], rel=1e-3)
+    assert ds_losses == pytest.approx(stock[:2], rel=1e-3)
 
 
 @pytest.mark.slow
-def test_deepspeed_zero3_two_processes(tmp_path, tiny_model_dir, repeated):
+def test_deepspeed_zero3_two_processes(tmp_path, tiny_model_dir, repeated, stock_logits_run):
     out = tmp_path / "out"
     proc = train(tiny_model_dir, repeated, out, "--max_steps", "2", nproc=2, deepspeed=True)
     ls, state = losses(out)
     assert state["global_step"] == 2 and len(ls) == 2
+    assert "output layer at completion positions only" in proc.stderr
+    # every row of `repeated` is the same, so two ranks x batch 1 average to the one-process
+    # step: the lm_head weight, partitioned over two ranks, trains as the stock loss does
+    stock, _ = losses(stock_logits_run)
+    assert ls == pytest.approx(stock[:2], rel=1e-3)
     # two ranks trained under ZeRO-3, and the gathered model was saved whole
     assert "world size 2" in proc.stderr and "deepspeed " + str(FIXTURE_DS) in proc.stderr
     from transformers import AutoModelForCausalLM
@@ -260,3 +311,5 @@ def test_shipped_paper_config_parses_with_overrides():
     assert (cfg.max_length, cfg.warmup_ratio, cfg.lr_scheduler_type.value, cfg.weight_decay, cfg.seed) == (16384, 0.1, "cosine", 0.0, 42)
     assert cfg.completion_only_loss is True and cfg.gradient_checkpointing is True
     assert script.model_name_or_path == "Qwen/Qwen3-8B" and script.attn_implementation == "auto"
+    assert script.completion_only_logits is True
+    assert parse(argv + ["--completion_only_logits", "false"])[0].completion_only_logits is False

@@ -10,6 +10,10 @@
     # CPU (tests, demo): the same entry; no CUDA => use_cpu, fp32, gloo
     python -m alignxplore.sft.train --model_name_or_path runs/tiny --dataset_path prep --output_dir out --max_steps 5
 
+The loss applies the output layer only at positions that predict a completion token
+(``alignxplore.sft.completion_logits``; same objective as stock TRL, without the prompt
+positions' 151,936-way logits); ``--completion_only_logits false`` runs the stock loss.
+
 The data comes from ``alignxplore.sft.prepare`` (``input_ids`` + ``completion_mask``): TRL is
 never asked to tokenise chat rows itself, and ``completion_only_loss`` is forced on, so the
 loss covers exactly the assistant turn. Resumes from the last checkpoint in ``output_dir``
@@ -35,6 +39,9 @@ class SFTScriptArguments:
     attn_implementation: str = field(default="auto", metadata={"help": "auto: flash_attention_2 when installed on CUDA, else sdpa"})
     resume: bool = field(default=True, metadata={"help": "continue from the last checkpoint in output_dir if there is one"})
     final_dir: str | None = field(default=None, metadata={"help": "where the final HF checkpoint goes (default OUTPUT_DIR/final)"})
+    completion_only_logits: bool = field(default=True, metadata={
+        "help": "apply the output layer and the loss only where a completion token is predicted (same objective, "
+                "no prompt logits); false = stock TRL full-logits loss, for comparison"})
 
 
 def pick_attn_implementation(requested: str, cuda: bool) -> str:
@@ -92,9 +99,9 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
 
     from datasets import load_from_disk
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTTrainer
 
     from ..formats import DataError
+    from .trainer import CompletionLogitsSFTTrainer
 
     if not Path(script_args.dataset_path, "dataset_info.json").is_file():
         raise DataError(script_args.dataset_path, None, "not a prepared dataset (run alignxplore.sft.prepare / sft/prepare.sh first)")
@@ -115,10 +122,14 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
     if training_args.gradient_checkpointing:
         model.config.use_cache = False
 
-    trainer = SFTTrainer(model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer, callbacks=callbacks)
+    trainer = CompletionLogitsSFTTrainer(
+        model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer, callbacks=callbacks,
+        completion_only_logits=script_args.completion_only_logits,
+    )
     log.info(
-        "world size %d, device %s, attention %s, dtype %s, deepspeed %s, rows %d",
+        "world size %d, device %s, attention %s, dtype %s, deepspeed %s, rows %d, output layer at %s",
         training_args.world_size, training_args.device, attn, dtype, training_args.deepspeed or "off", len(dataset),
+        "completion positions only" if trainer.uses_completion_only_logits else "all positions (stock)",
     )
     resume_from = last_checkpoint(training_args.output_dir) if script_args.resume else None
     if resume_from:
