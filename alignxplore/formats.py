@@ -166,17 +166,17 @@ def validate_sft_row(obj: Any, where: str) -> Record:
 
 
 def validate_rl_row(obj: Any, where: str) -> Record:
-    """RL row: ``uid``, ``history`` and ``mid_position`` with 1 <= mid < len(history) - 1, so
-    that both stages have at least one behaviour and a target."""
+    """RL row: ``uid``, ``history`` and ``mid_position`` in ``[1, L-3]`` (FORMATS.md §3), so that
+    stage 1 sees at least one behaviour and stage 2 at least two before its target."""
     obj = _require_object(obj, where)
     if "uid" not in obj:
         raise DataError(where, "uid", "missing")
-    history = _validate_history(obj, where, min_len=3)
+    history = _validate_history(obj, where, min_len=4)
     mid = obj.get("mid_position")
     if not isinstance(mid, int) or isinstance(mid, bool):
         raise DataError(where, "mid_position", "missing or not an integer")
-    if not 1 <= mid < len(history) - 1:
-        raise DataError(where, "mid_position", f"{mid} outside [1, {len(history) - 2}] for a history of {len(history)}")
+    if not 1 <= mid <= len(history) - 3:
+        raise DataError(where, "mid_position", f"{mid} outside [1, {len(history) - 3}] for a history of {len(history)}")
     out = dict(obj)
     out["history"] = history
     return out

@@ -70,11 +70,16 @@ def test_missing_file():
         load_jsonl("/nonexistent/x.jsonl")
 
 
-def test_rl_row_mid_position_must_leave_two_stages(tmp_path):
-    hist = [{"query": "q", "chosen": f"c{i}", "rejected": f"r{i}"} for i in range(4)]
-    assert validate_rl_row({"uid": 1, "history": hist, "mid_position": 2}, "f:1")["history"] == hist
-    with pytest.raises(DataError, match="mid_position: 3 outside"):
-        validate_rl_row({"uid": 1, "history": hist, "mid_position": 3}, "f:1")
+def test_rl_row_mid_position_within_1_and_L_minus_3(tmp_path):
+    """FORMATS.md §3: mid in [1, L-3] (the pruning rule: mid not 0, not L-2, L >= 4)."""
+    hist = [{"query": "q", "chosen": f"c{i}", "rejected": f"r{i}"} for i in range(5)]
+    for mid in (1, 2):
+        assert validate_rl_row({"uid": 1, "history": hist, "mid_position": mid}, "f:1")["history"] == hist
+    for mid in (0, 3):
+        with pytest.raises(DataError, match=f"mid_position: {mid} outside \\[1, 2\\]"):
+            validate_rl_row({"uid": 1, "history": hist, "mid_position": mid}, "f:1")
+    with pytest.raises(DataError, match="at least 4"):
+        validate_rl_row({"uid": 1, "history": hist[:3], "mid_position": 1}, "f:1")
 
 
 def test_sft_row_needs_prompt_and_completion():

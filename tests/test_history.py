@@ -71,6 +71,9 @@ def test_rl_stages():
     (s1, t1), (s2, t2) = rl_stages(h, 2)
     assert ids(s1) == ["c0", "c1"] and t1["chosen"] == "c2"
     assert ids(s2) == ["c2", "c3", "c4"] and t2["chosen"] == "c5"
+    rl_stages(h, 3)  # L-3 is the last valid mid
+    with pytest.raises(ValueError, match="outside"):
+        rl_stages(h, 4)
 
 
 def test_truncation_keeps_the_smaller_recent_half_repeatedly():
