@@ -37,6 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 POLICIES = ("untrained", "sft", "rl")
 REFERENCE_ROWS = ("teacher", "other_user", "empty")
 SANITY = {"teacher": (90.0, 100.0), "empty": (45.0, 55.0), "other_user": (0.0, 50.0)}
+# The table and the sanity rows use the noise-free estimate of the published (sampled-answer)
+# accuracy: with a few hundred users, the sampled letters alone move a row by several points.
+SANITY_METRIC = "expected_accuracy"
 
 
 @dataclass
@@ -79,11 +82,11 @@ def rl_command(demo: Demo, args, policy: str, data: Path, ckpt: Path) -> tuple[l
         f"trainer.save_freq={args.rl_steps}",
         f"data.train_batch_size={args.rl_batch}",
         f"actor_rollout_ref.actor.ppo_mini_batch_size={args.rl_batch}",
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4",
         f"actor_rollout_ref.rollout.n={args.rl_n}",
-        "data.max_prompt_length=1024",
+        "data.max_prompt_length=768",
         "data.max_response_length=48",
         f"actor_rollout_ref.actor.optim.lr={args.rl_lr}",
         "reward.custom_reward_function.reward_kwargs.backend=embedding",
@@ -95,12 +98,12 @@ def rl_command(demo: Demo, args, policy: str, data: Path, ckpt: Path) -> tuple[l
     return cmd, cpu_env()
 
 
-def sanity_report(results: Path) -> list[str]:
+def sanity_report(results: Path, bounds: dict = SANITY) -> list[str]:
     """One line per sanity row and benchmark: the measured accuracy and whether it holds."""
     lines = []
-    for row, (lo, hi) in SANITY.items():
+    for row, (lo, hi) in bounds.items():
         for path in sorted((results / row / "full").glob("*.json")):
-            acc = json.loads(path.read_text())["metrics"]["accuracy"]
+            acc = json.loads(path.read_text())["metrics"][SANITY_METRIC]
             verdict = "ok" if lo <= acc <= hi else "OUT OF RANGE"
             lines.append(f"{row:>10} {path.stem:>10}: {acc:6.2f}%  (expected {lo:.0f}-{hi:.0f}%) {verdict}")
     return lines
@@ -152,13 +155,13 @@ def run(args) -> int:
     for name in POLICIES:
         demo.stage(f"evaluate-{name}", demo.py("alignxplore.eval.evaluate", "--summaries-dir", out / "summaries" / name,
                                                "--run-name", f"policy-{name}", "--modes", "full,streaming", *judge))
-    demo.stage("table", demo.py("alignxplore.eval.table", "--results-dir", out / "results", "--no-paper",
+    demo.stage("table", demo.py("alignxplore.eval.table", "--results-dir", out / "results", "--no-paper", "--metric", SANITY_METRIC,
                                 "--out", out / "results" / "table", "--figure", out / "results.png"))
 
     total = time.perf_counter() - t_start
     print("\n[demo] results table (judge: all-MiniLM-L6-v2 stand-in, not the paper's Qwen3-8B):\n")
     print((out / "results" / "table.md").read_text())
-    sanity = sanity_report(out / "results")
+    sanity = sanity_report(out / "results", {**SANITY, "empty": tuple(args.sanity_empty)})
     print("[demo] sanity rows:\n" + "\n".join("  " + s for s in sanity))
     print("\n[demo] stage wall times (s): " + ", ".join(f"{k} {v}" for k, v in demo.timings.items()))
     print(f"[demo] total {total:.0f} s this run; outputs in {out} (table.md/html, results.png)")
@@ -175,11 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--rl-users", type=int, default=64)
     w.add_argument("--test-users", type=int, default=200)
     w.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sanity-empty", type=float, nargs=2, default=SANITY["empty"], metavar=("LO", "HI"),
+                    help="accepted accuracy range of the empty-summary row (wider for small --test-users)")
     t = ap.add_argument_group("training")
     t.add_argument("--sft-steps", type=int, default=150)
     t.add_argument("--sft-lr", type=float, default=3e-3)
     t.add_argument("--rl-steps", type=int, default=2)
-    t.add_argument("--rl-batch", type=int, default=16, help="prompts per RL step (x n responses, x 2 stages)")
+    t.add_argument("--rl-batch", type=int, default=4, help="prompts per RL step (x n responses, x 2 stages)")
     t.add_argument("--rl-n", type=int, default=4)
     t.add_argument("--rl-lr", type=float, default=1e-5)
     return ap

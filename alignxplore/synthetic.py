@@ -47,7 +47,7 @@ class WorldConfig:
     sft_users: int = 256
     rl_users: int = 64
     test_users: int = 64
-    history_len: int = 12
+    history_len: int = 9
     noise: float = 0.1
     seed: int = 0
 
@@ -84,6 +84,28 @@ def _user(rng: random.Random, uid: str, style: str, cfg: WorldConfig) -> dict:
     return {"userid": uid, "genre": genre, "history": history, "target": target}
 
 
+def _mirrored_test_users(rng: random.Random, prefix: str, style: str, n: int, cfg: WorldConfig) -> list[dict]:
+    """Held-out users in mirrored pairs: user 2i likes genre g and is tested on (g item vs
+    h item); user 2i+1 likes h and is tested on the same two items with the roles swapped.
+
+    A judge that ignores the summary (an empty one, say) then picks the same item for both
+    and scores exactly 50% under argmax: the empty-summary sanity row measures the judge, not
+    the luck of which genres its bias happens to favour in a few hundred users.
+    """
+    users = []
+    while len(users) < n:
+        g, h = rng.sample(GENRES, 2)
+        query = REC_QUERY if style == "rec" else rng.choice(SEL_QUERIES)
+        item_g, item_h = _item(style, g, rng.choice(NOUNS)), _item(style, h, rng.choice(NOUNS))
+        for genre, chosen, rejected in ((g, item_g, item_h), (h, item_h, item_g)):
+            if len(users) < n:
+                uid = f"{prefix}_{len(users)}"
+                history = [_behaviour(rng, genre, style, cfg.noise) for _ in range(cfg.history_len)]
+                users.append({"userid": uid, "genre": genre, "history": history,
+                              "target": {"query": query, "chosen": chosen, "rejected": rejected}})
+    return users
+
+
 def sft_rows(users: list[dict]) -> list[dict]:
     """Two SFT rows per user, in the SFT stage's input format (FORMATS.md §1)."""
     rows = []
@@ -113,8 +135,10 @@ def summary_rows(users: list[dict], summarizer: str) -> list[dict]:
         if summarizer == "teacher":
             profile = reference_summary(u["genre"])
         elif summarizer == "other_user":
-            # the next user with a different genre: a fluent summary of the wrong person
-            other = next(v for v in users[i + 1 :] + users[:i] if v["genre"] != u["genre"])
+            # a user of another mirrored pair with a different genre: a fluent summary of the
+            # wrong person (not the pair partner, whose genre is exactly the rejected item's)
+            start = i - i % 2 + 2
+            other = next(v for v in users[start:] + users[:start] if v["genre"] != u["genre"])
             profile = reference_summary(other["genre"])
         elif summarizer == "empty":
             profile = ""
@@ -142,7 +166,7 @@ def write_world(out: str | Path, cfg: WorldConfig = WorldConfig()) -> dict:
     tests = {}
     for name, _, _ in BENCHMARKS:
         style = "rec" if name == "synth_rec" else "sel"
-        users = [_user(rng, f"{name}_{i}", style, cfg) for i in range(cfg.test_users)]
+        users = _mirrored_test_users(rng, name, style, cfg.test_users, cfg)
         tests[name] = users
         write_jsonl(out / "benchmarks" / f"{name}_upi.jsonl", users)
         for summarizer in REFERENCE_SUMMARIZERS:

@@ -128,6 +128,16 @@ def test_hf_judge_in_process(tiny_model_dir, hf_backend):
         assert o["score"] == pytest.approx(js.p_a if a else js.p_b, abs=1e-5)
 
 
+def test_embedding_judge_in_process_rewards_the_right_preference():
+    """The demo's stand-in judge (a real sentence encoder): a summary naming the user's taste
+    scores higher than one naming the other item's."""
+    good = "<think>\nThe user chose Solaris.\n</think>\n\nThe user likes Solaris, slow science fiction."
+    bad = "<think>\nThe user chose Notting Hill.\n</think>\n\nThe user likes Notting Hill, romantic comedy."
+    out = score_all([good, bad], 2, backend="embedding", model="packaged")
+    assert all(set(o) == KEYS and o["judge_ok"] for o in out)
+    assert out[0]["score"] > 0.5 > out[1]["score"]
+
+
 def test_unknown_stage_and_option_are_errors(server):
     with pytest.raises(ValueError, match="stage must be 1 or 2"):
         score_all(RESPONSES[:1], 3, base_url=server.base_url)

@@ -71,8 +71,28 @@ def test_embedding_judge_sanity_rows(world, encoder, bench):
     chance, another user's preference is worse than chance."""
     acc = {s: _accuracy(encoder, load_jsonl(world / "summaries" / s / "full" / f"{bench}.jsonl")) for s in REFERENCE_SUMMARIZERS}
     assert acc["teacher"] >= 0.9
-    assert 0.38 <= acc["empty"] <= 0.62
+    assert acc["empty"] == 0.5  # mirrored test pairs: a judge that ignores the summary is at exactly 50%
     assert acc["other_user"] < 0.5
+
+
+def test_embedding_sampled_protocol_draws_from_the_letter_distribution(encoder):
+    """Sampled answers parse, are seeded, and follow P(A) through the published sampler."""
+    from alignxplore.backends.base import JudgeSampling
+    from alignxplore.judge import sampler_distribution
+    from alignxplore.prompts import parse_selection
+
+    conv = judge_messages("q", "The user prefers jazz.", "A jazz podcast", "A horror podcast")
+    sampling = JudgeSampling()
+    runs = encoder.judge_sampled([conv] * 400, sampling)
+    assert runs == encoder.judge_sampled([conv] * 400, sampling)  # seeded
+    letters = [parse_selection(r.text) for r in runs]
+    assert set(letters) <= {"A", "B"}
+    q = sampler_distribution({"A": runs[0].score.p_a, "B": runs[0].score.p_b}, sampling.temperature, sampling.top_k, sampling.top_p)
+    assert letters.count("A") / len(letters) == pytest.approx(q["A"], abs=0.08)
+    flat = JudgeSampling(temperature=5.0, top_p=1.0)  # a flatter distribution: both letters drawn
+    drawn = [parse_selection(r.text) for r in encoder.judge_sampled([conv] * 400, flat)]
+    q = sampler_distribution({"A": runs[0].score.p_a, "B": runs[0].score.p_b}, 5.0, flat.top_k, 1.0)
+    assert drawn.count("A") / len(drawn) == pytest.approx(q["A"], abs=0.08)
 
 
 def test_embedding_backend_does_not_generate(encoder):

