@@ -25,8 +25,10 @@ they finish and in a summary at the end (also ``OUT/timings.json``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -48,13 +50,23 @@ class Demo:
     python: str = sys.executable
     timings: dict = field(default_factory=dict)
 
-    def stage(self, name: str, cmd: list[str], env: dict | None = None) -> None:
-        """Run one stage's command unless it already finished with the same command."""
+    def stage(self, name: str, cmd: list[str], env: dict | None = None, inputs: tuple = (), outputs: tuple = ()) -> None:
+        """Run one stage's command unless it already finished with the same command on the
+        same inputs (files or folders, fingerprinted by path, size and modification time).
+
+        A stage that finished on other inputs (or with another command) first deletes its
+        ``outputs``: they are resumable files, and stale records must not be resumed. A stage
+        that was interrupted (no marker) keeps them and resumes.
+        """
         marker = self.out / ".stages" / f"{name}.json"
-        record = {"cmd": cmd}
-        if marker.is_file() and json.loads(marker.read_text()).get("cmd") == cmd:
-            print(f"[demo] {name}: done earlier, reused", flush=True)
-            return
+        record = {"cmd": cmd, "inputs": fingerprint(inputs)}
+        if marker.is_file():
+            if {k: v for k, v in json.loads(marker.read_text()).items() if k in record} == record:
+                print(f"[demo] {name}: done earlier, reused", flush=True)
+                return
+            for path in map(Path, outputs):
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            marker.unlink()
         print(f"\n[demo] === {name} ===\n[demo] $ {' '.join(cmd)}", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, **(env or {})})
@@ -68,6 +80,18 @@ class Demo:
 
     def py(self, module: str, *args: str) -> list[str]:
         return [self.python, "-m", module, *map(str, args)]
+
+
+def fingerprint(paths) -> str:
+    """A digest of the files under ``paths`` (relative path, size, mtime): a stage reruns when
+    an upstream stage rewrote its inputs."""
+    h = hashlib.sha256()
+    for path in map(Path, paths):
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            st = f.stat() if f.exists() else None
+            h.update(f"{f}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
+    return h.hexdigest()
 
 
 def rl_command(demo: Demo, args, policy: str, data: Path, ckpt: Path) -> tuple[list[str], dict]:
@@ -122,21 +146,24 @@ def run(args) -> int:
 
     # -- stage 1: SFT -------------------------------------------------------------------
     demo.stage("sft-prepare", demo.py("alignxplore.sft.prepare", "--data", world / "sft.jsonl", "--model", base,
-                                      "--out", out / "sft" / "prepared", "--max-length", 1024, "--num-proc", 1))
+                                      "--out", out / "sft" / "prepared", "--max-length", 1024, "--num-proc", 1),
+               inputs=(world / "sft.jsonl", base), outputs=(out / "sft" / "prepared",))
     demo.stage("sft-train", demo.py(
         "alignxplore.sft.train", "--model_name_or_path", base, "--dataset_path", out / "sft" / "prepared",
         "--output_dir", out / "sft" / "run", "--max_steps", args.sft_steps, "--per_device_train_batch_size", 16,
         "--learning_rate", args.sft_lr, "--lr_scheduler_type", "constant", "--warmup_ratio", 0, "--weight_decay", 0,
         "--gradient_checkpointing", "false", "--logging_steps", 10, "--save_steps", args.sft_steps,
-        "--report_to", "none", "--dataloader_num_workers", 0, "--seed", args.seed))
+        "--report_to", "none", "--dataloader_num_workers", 0, "--seed", args.seed), inputs=(out / "sft" / "prepared",),
+               outputs=(out / "sft" / "run",))
     sft_model = out / "sft" / "run" / "final"
 
     # -- stage 2: streaming GRPO --------------------------------------------------------
     rl_data, rl_ckpt, rl_model = out / "rl" / "train.parquet", out / "rl" / "ckpt", out / "rl" / "final"
-    demo.stage("rl-prepare", demo.py("alignxplore.rl.data", "--input", world / "rl.jsonl", "--output", rl_data))
+    demo.stage("rl-prepare", demo.py("alignxplore.rl.data", "--input", world / "rl.jsonl", "--output", rl_data),
+               inputs=(world / "rl.jsonl",))
     cmd, env = rl_command(demo, args, str(sft_model), rl_data, rl_ckpt)
-    demo.stage("rl-train", cmd, env)
-    demo.stage("rl-merge", demo.py("alignxplore.rl.merge", "--ckpt-dir", rl_ckpt, "--out", rl_model))
+    demo.stage("rl-train", cmd, env, inputs=(rl_data, sft_model), outputs=(rl_ckpt,))
+    demo.stage("rl-merge", demo.py("alignxplore.rl.merge", "--ckpt-dir", rl_ckpt, "--out", rl_model), inputs=(rl_ckpt,))
 
     # -- stage 3: summaries, judge, table ------------------------------------------------
     policies = {"untrained": base, "sft": sft_model, "rl": rl_model}
@@ -145,18 +172,22 @@ def run(args) -> int:
             demo.stage(f"generate-{name}-{mode}", demo.py(
                 "alignxplore.eval.generate", "--mode", mode, "--data-dir", bench_dir, "--registry", registry,
                 "--out-dir", out / "summaries" / name, "--backend", "hf", "--model", path, "--batch-size", 32,
-                "--max-new-tokens", 48))
+                "--max-new-tokens", 48), inputs=(bench_dir, path), outputs=(out / "summaries" / name / mode,))
     judge = ["--judge-backend", "embedding", "--judge-model", "packaged", "--data-dir", bench_dir, "--registry", registry,
              "--results-dir", out / "results"]
     for row in REFERENCE_ROWS:
         demo.stage(f"evaluate-{row}", demo.py("alignxplore.eval.evaluate", "--summaries-dir", world / "summaries" / row,
-                                              "--run-name", row, "--modes", "full", *judge))
-    demo.stage("evaluate-direct", demo.py("alignxplore.eval.evaluate", "--run-name", "direct", "--modes", "direct", *judge))
+                                              "--run-name", row, "--modes", "full", *judge), inputs=(world / "summaries" / row,),
+                   outputs=(out / "results" / row,))
+    demo.stage("evaluate-direct", demo.py("alignxplore.eval.evaluate", "--run-name", "direct", "--modes", "direct", *judge),
+               inputs=(bench_dir,), outputs=(out / "results" / "direct",))
     for name in POLICIES:
         demo.stage(f"evaluate-{name}", demo.py("alignxplore.eval.evaluate", "--summaries-dir", out / "summaries" / name,
-                                               "--run-name", f"policy-{name}", "--modes", "full,streaming", *judge))
+                                               "--run-name", f"policy-{name}", "--modes", "full,streaming", *judge),
+                   inputs=(out / "summaries" / name,), outputs=(out / "results" / f"policy-{name}",))
     demo.stage("table", demo.py("alignxplore.eval.table", "--results-dir", out / "results", "--no-paper", "--metric", SANITY_METRIC,
-                                "--out", out / "results" / "table", "--figure", out / "results.png"))
+                                "--out", out / "results" / "table", "--figure", out / "results.png"),
+               inputs=[out / "results" / r for r in (*REFERENCE_ROWS, "direct", *(f"policy-{p}" for p in POLICIES))])
 
     total = time.perf_counter() - t_start
     print("\n[demo] results table (judge: all-MiniLM-L6-v2 stand-in, not the paper's Qwen3-8B):\n")
@@ -176,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = ap.add_argument_group("world")
     w.add_argument("--sft-users", type=int, default=512)
     w.add_argument("--rl-users", type=int, default=64)
-    w.add_argument("--test-users", type=int, default=200)
+    w.add_argument("--test-users", type=int, default=64, help="held-out users per benchmark (mirrored pairs)")
     w.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sanity-empty", type=float, nargs=2, default=SANITY["empty"], metavar=("LO", "HI"),
                     help="accepted accuracy range of the empty-summary row (wider for small --test-users)")

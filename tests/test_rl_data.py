@@ -78,7 +78,7 @@ def test_skip_bad_rows_reports_counts_and_drops(tmp_path, rl_rows):
         f"skipped: {src}:2: invalid JSON (Expecting property name enclosed in double quotes at column 2)",
         f"skipped: {src}:3: history: missing",
         f"skipped: {src}:4: mid_position: 4 outside [1, 3] for a history of 6",
-        f"skipped: {src}:5: mid_position: 0 outside [1, 4] for a history of 6",
+        f"skipped: {src}:5: mid_position: 0 outside [1, 3] for a history of 6",
     ]
     assert f"wrote 2 rows to {out} (4 bad rows skipped)" in proc.stdout
     assert pq.read_table(out).num_rows == 2
