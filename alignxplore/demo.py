@@ -111,7 +111,7 @@ def rl_command(demo: Demo, args, policy: str, data: Path, ckpt: Path) -> tuple[l
         "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4",
         f"actor_rollout_ref.rollout.n={args.rl_n}",
         "data.max_prompt_length=768",
-        "data.max_response_length=48",
+        f"data.max_response_length={args.max_new_tokens}",
         f"actor_rollout_ref.actor.optim.lr={args.rl_lr}",
         "reward.custom_reward_function.reward_kwargs.backend=embedding",
         "reward.custom_reward_function.reward_kwargs.model=packaged",
@@ -141,7 +141,8 @@ def run(args) -> int:
     t_start = time.perf_counter()
 
     demo.stage("world", demo.py("alignxplore.synthetic", "--out", world, "--sft-users", args.sft_users,
-                                "--rl-users", args.rl_users, "--test-users", args.test_users, "--seed", args.seed))
+                                "--rl-users", args.rl_users, "--test-users", args.test_users, "--seed", args.seed,
+                                "--history-len", args.history_len))
     demo.stage("base-policy", demo.py("alignxplore.tiny", base, "--shape", "learnable"))
 
     # -- stage 1: SFT -------------------------------------------------------------------
@@ -172,7 +173,7 @@ def run(args) -> int:
             demo.stage(f"generate-{name}-{mode}", demo.py(
                 "alignxplore.eval.generate", "--mode", mode, "--data-dir", bench_dir, "--registry", registry,
                 "--out-dir", out / "summaries" / name, "--backend", "hf", "--model", path, "--batch-size", 32,
-                "--max-new-tokens", 48), inputs=(bench_dir, path), outputs=(out / "summaries" / name / mode,))
+                "--max-new-tokens", args.max_new_tokens), inputs=(bench_dir, path), outputs=(out / "summaries" / name / mode,))
     judge = ["--judge-backend", "embedding", "--judge-model", "packaged", "--data-dir", bench_dir, "--registry", registry,
              "--results-dir", out / "results"]
     for row in REFERENCE_ROWS:
@@ -207,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = ap.add_argument_group("world")
     w.add_argument("--sft-users", type=int, default=512)
     w.add_argument("--rl-users", type=int, default=64)
-    w.add_argument("--test-users", type=int, default=64, help="held-out users per benchmark (mirrored pairs)")
+    w.add_argument("--test-users", type=int, default=48, help="held-out users per benchmark (mirrored pairs)")
+    w.add_argument("--history-len", type=int, default=9, help="behaviours per user (SFT rows see a third each)")
     w.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sanity-empty", type=float, nargs=2, default=SANITY["empty"], metavar=("LO", "HI"),
                     help="accepted accuracy range of the empty-summary row (wider for small --test-users)")
@@ -215,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sft-steps", type=int, default=150)
     t.add_argument("--sft-lr", type=float, default=3e-3)
     t.add_argument("--rl-steps", type=int, default=2)
+    t.add_argument("--max-new-tokens", type=int, default=40, help="summary length cap for rollouts and evaluation (the SFT answer is ~22 tokens)")
     t.add_argument("--rl-batch", type=int, default=4, help="prompts per RL step (x n responses, x 2 stages)")
     t.add_argument("--rl-n", type=int, default=4)
     t.add_argument("--rl-lr", type=float, default=1e-5)

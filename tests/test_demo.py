@@ -3,8 +3,8 @@ GRPO on CPU, summaries in both modes, the embedding judge, the table), then the 
 
 The sanity rows check the judge and the A/B bookkeeping, not the policy: the teacher's true
 preference must win (>= 90%), an empty summary must be chance, another user's preference
-must lose (< 50%). With 80 test users per benchmark the empty row's standard error is about
-5.6 points, so the test allows 35-65% (the demo's 200 users are held to 45-55%).
+must lose (< 50%). The held-out users come in mirrored pairs, so the empty row is at 50% for
+any number of users; the world and the judge are seeded, so the rows are the same every run.
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 def test_demo_pipeline_runs_every_stage_and_the_sanity_rows_hold(tmp_path):
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "alignxplore.demo", "--out", str(out), "--sft-users", "32", "--rl-users", "8",
-           "--test-users", "80", "--sft-steps", "4", "--rl-steps", "1", "--rl-batch", "2", "--rl-n", "2",
-           "--sanity-empty", "35", "65"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+           "--test-users", "32", "--sft-steps", "4", "--rl-steps", "1", "--rl-batch", "2", "--rl-n", "2",
+           "--max-new-tokens", "24"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     # every stage ran, once
@@ -42,7 +42,7 @@ def test_demo_pipeline_runs_every_stage_and_the_sanity_rows_hold(tmp_path):
         for mode in ("full", "streaming"):
             for bench in ("synth_rec", "synth_sel"):
                 metrics = json.loads((out / "results" / f"policy-{policy}" / mode / f"{bench}.json").read_text())["metrics"]
-                assert metrics["n_items"] == 80
+                assert metrics["n_items"] == 32
     assert (out / "results.png").stat().st_size > 0
     assert "sanity rows" in log and "OUT OF RANGE" not in log
 
