@@ -87,7 +87,9 @@ def fingerprint(paths) -> str:
     an upstream stage rewrote its inputs."""
     h = hashlib.sha256()
     for path in map(Path, paths):
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        # datasets writes cache-*.arrow files into a dataset folder when a reader maps it
+        # (the SFT trainer does): they are not inputs, and must not make a stage look stale.
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("cache-")) if path.is_dir() else [path]
         for f in files:
             st = f.stat() if f.exists() else None
             h.update(f"{f}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())

@@ -77,7 +77,9 @@ def test_engine_sampled_judge_is_seeded_per_item_and_reads_p_a(engine):
     forced = engine.judge(convs)
     for j, f in zip(a, forced):
         assert j.ok and isinstance(j.text, str) and j.score.p_a == pytest.approx(f.p_a, abs=1e-4)
-    assert len(engine.tokenizer(a[0].text, add_special_tokens=False)["input_ids"]) <= 16
+    # max_tokens=16: the random tiny judge's 16 tokens can re-tokenise into a few more (byte-level
+    # pieces merge differently), hence the slack; the cap itself is what keeps this short.
+    assert len(engine.tokenizer(a[0].text, add_special_tokens=False)["input_ids"]) <= 24
 
 
 def test_server_renders_judge_prompt_like_our_template(server, hf64):
