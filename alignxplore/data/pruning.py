@@ -46,7 +46,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..cli import run_main
-from ..formats import DataError, read_jsonl, validate_rl_row, validate_triple, write_jsonl
+from ..formats import DataError, read_jsonl, validate_rl_row, write_jsonl
+from .scorer_text import validate_user_row
 
 log = logging.getLogger("alignxplore.data.pruning")
 BAND_WIDTH = Fraction(1, 10)  # the authors' band is [c - 0.1, c) of the logprob1 ranking
@@ -60,17 +61,10 @@ def _number(v) -> bool:
 
 
 def validate_scored_user(obj, where: str) -> dict:
-    """A line of the scoring output: ``uid``, ``behaviors: [triple]``, the scored ones carrying
-    ``logprob1`` (and ``logprob2`` / ``signal`` with a weak model)."""
-    if not isinstance(obj, dict):
-        raise DataError(where, None, f"expected a JSON object, got {type(obj).__name__}")
-    if obj.get("uid") is None:
-        raise DataError(where, "uid", "missing")
-    behaviors = obj.get("behaviors")
-    if not isinstance(behaviors, list):
-        raise DataError(where, "behaviors", "missing or not a list")
-    for k, b in enumerate(behaviors):
-        validate_triple(b, where, f"behaviors[{k}].")
+    """A line of the scoring output: a user row (``scorer_text.validate_user_row``) whose scored
+    behaviours carry ``logprob1`` (and ``logprob2`` / ``signal`` with a weak model)."""
+    validate_user_row(obj, where)
+    for k, b in enumerate(obj["behaviors"]):
         for key in ("logprob1", "logprob2", "signal"):
             if key in b and b[key] is not None and not _number(b[key]):
                 raise DataError(where, f"behaviors[{k}].{key}", f"not a number: {b[key]!r}")
