@@ -12,8 +12,12 @@ def convs(n, marker_at=()):
     return [judge_messages(ALWAYS_FAIL_MARKER if i in marker_at else f"query {i}", "s", f"a{i}", f"b{i}") for i in range(n)]
 
 
+# Time-outs: a healthy answer from the in-process server takes milliseconds, but on a loaded
+# 2-core box (the server thread shares the GIL with the client) it can take a good part of a
+# second; 3 s leaves that room. Injected hangs last longer than any time-out used here, so a
+# hung request always times out whatever the load (hangs stay short: the server waits for them at shutdown).
 def backend(server, **kw):
-    opts = dict(timeout=0.5, backoff=0.01, max_backoff=0.05, max_retries=3, progress=False)
+    opts = dict(timeout=3.0, backoff=0.01, max_backoff=0.05, max_retries=3, progress=False)
     return OpenAIBackend("judge", base_url=server.base_url, **(opts | kw))
 
 
@@ -44,7 +48,7 @@ def test_timeouts_and_malformed_bodies_are_retried_then_marked_failed():
 
     items = convs(12)
     with FakeOpenAIServer(fault_plan=plan, hang_seconds=5) as server:
-        scores = backend(server, timeout=0.3, max_retries=1).judge(items)
+        scores = backend(server, timeout=1.5, max_retries=1).judge(items)
     errors = [s.error for s in scores if not s.ok]
     assert any("timed out" in e for e in errors) and any("malformed" in e for e in errors)
     assert any(s.ok for s in scores)

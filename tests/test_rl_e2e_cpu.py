@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 STEPS = 2
 RESPONSE_LENGTH = 20
 WARM_ANSWER = "<think>\nok\n</think>\n\nLikes science fiction."
+WARM_LOSS = 0.05  # mean cross-entropy per answer token at which the warm-up stops
+WARM_MAX_STEPS = 400  # a cap far above what it takes (60-80 steps), never the stopping rule
 
 
 def launcher_args(tmp_path: Path, **env) -> list[str]:
@@ -41,7 +43,17 @@ def format_warmed_model(base_dir: str, out_dir: Path, tokenizer) -> str:
     """The tiny model fine-tuned (plain torch, a few seconds) to answer RL prompts with WARM_ANSWER.
 
     Logits only at the answer positions (the 151k-word output layer over the whole prompt
-    would cost most of the time); few large steps.
+    would cost most of the time). Trained *until* it has learnt the answer, not for a fixed
+    number of steps: where a fixed-step Adam trajectory lands depends on the CPU's kernels
+    (AVX-512 vs AVX2, thread count), the stopping rule does not. Learnt means every answer
+    token is the argmax under teacher forcing (so greedy decoding writes WARM_ANSWER exactly,
+    by induction over the positions) and the mean cross-entropy is below WARM_LOSS (so a
+    sampled rollout at temperature 1 keeps the whole answer with probability
+    >= exp(-WARM_LOSS * len(answer)) ~ 0.6 on this prompt; the fixture's RL prompts differ,
+    but a model this small that has memorised one answer writes it after any prompt of the
+    same template, which is all the judge-was-called check below needs).
+    Memorising one 11-token answer converges on any CPU (measured: 60-80 steps); the cap is
+    only there to turn a broken optimiser into a failure instead of a hang.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -57,13 +69,16 @@ def format_warmed_model(base_dir: str, out_dir: Path, tokenizer) -> str:
     ids = torch.tensor([prompt_ids + answer_ids])
     target = torch.tensor(answer_ids)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        hidden = model.model(input_ids=ids).last_hidden_state[0, len(prompt_ids) - 1 : -1]
-        loss = torch.nn.functional.cross_entropy(model.lm_head(hidden), target)
+    for step in range(WARM_MAX_STEPS):
+        logits = model.lm_head(model.model(input_ids=ids).last_hidden_state[0, len(prompt_ids) - 1 : -1])
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        if loss.item() < WARM_LOSS and bool((logits.argmax(-1) == target).all()):
+            break
         loss.backward()
         opt.step()
         opt.zero_grad()
-    assert loss.item() < 0.1, loss.item()
+    else:
+        pytest.fail(f"the warm-up did not learn the answer in {WARM_MAX_STEPS} steps (loss {loss.item():.4f})")
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return str(out_dir)
