@@ -5,16 +5,17 @@
 #
 #   bash pruning/score.sh                            # data/users/*_train.jsonl -> data/scored/users_scored.jsonl
 #   USERS=data/users/movielens_train.jsonl OUT=data/scored/movielens.jsonl bash pruning/score.sh
-#   WEAK_MODEL=Qwen/Qwen3-1.7B GPUS=8 bash pruning/score.sh --batch-size 2
+#   WEAK_MODEL= GPUS=8 bash pruning/score.sh --batch-size 2       # logprob1 only (then prune --signal-key logprob1)
 #
 # With GPUS > 1 the shards are then concatenated into OUT (the synthesis and pruning input).
-# Knobs (environment, with defaults): USERS (file or quoted glob), MODEL, WEAK_MODEL (empty: none), OUT, GPUS,
+# Knobs (environment, with defaults): USERS (file or quoted glob), MODEL, WEAK_MODEL (the scorer's
+# untrained base, for the signal pruning ranks by; empty: none), OUT, GPUS,
 # PYTHON. Extra arguments go to the module (--last, --max-length, --batch-size, --seed ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS=${USERS:-data/users/*_train.jsonl}
 MODEL=${MODEL:-checkpoints/scorer/final}
-WEAK_MODEL=${WEAK_MODEL:-}
+WEAK_MODEL=${WEAK_MODEL-Qwen/Qwen3-1.7B}
 OUT=${OUT:-data/scored/users_scored.jsonl}
 GPUS=${GPUS:-$(nvidia-smi -L 2>/dev/null | wc -l | awk '{print ($1 > 0) ? $1 : 1}')}
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}  # the project venv when there is one
