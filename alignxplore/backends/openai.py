@@ -176,7 +176,9 @@ class OpenAIBackend:
         req = urllib.request.Request(self.tokenize_url, data=json.dumps({"model": self.model, **payload}).encode(),
                                      headers={"Content-Type": "application/json", **self.headers}, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=30.0) as resp:  # not the request time-out: a start-up call, once
+            # no proxies, like the aiohttp session (trust_env off): a cluster's http_proxy must not
+            # reroute the call to the judge host; not the request time-out: a start-up call
+            with _DIRECT.open(req, timeout=30.0) as resp:
                 return [int(t) for t in json.loads(resp.read())["tokens"]]
         except urllib.error.HTTPError as err:
             raise _NoServerTokenizer(f"{self.tokenize_url} answered HTTP {err.code}") from None
@@ -310,6 +312,9 @@ class OpenAIBackend:
 
     def close(self) -> None:
         self._clients.clear()
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class _NoServerTokenizer(Exception):
