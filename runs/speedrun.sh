@@ -11,11 +11,12 @@
 # Hardware and times are estimates from the sizes (Qwen3-8B policy, Qwen3-32B teacher, the
 # authors' 8 nodes x 8 GPUs for RL), not measurements of this script.
 #
-# Needed before it starts: the raw datasets in data/raw/<name>/ (file names:
-# `python -m alignxplore.data.converters --help`), the three hub-only benchmark files
-# (concise_detail, friendly_unfriendly, student_phd _upi.jsonl from VanillaH1/AlignXplorePlus-Benchmark)
-# in data/benchmark/, the pruning thresholds A, B, C (never released: README "Pruning"), and a
-# judge server for RL on GPUs of its own (JUDGE_URL; START_JUDGE=1 starts it here instead).
+# Needed before it starts:
+# * the raw datasets in data/raw/<name>/ (file names: `python -m alignxplore.data.converters NAME --help`);
+# * the three hub-only benchmarks (concise_detail, friendly_unfriendly, student_phd _upi.jsonl from
+#   VanillaH1/AlignXplorePlus-Benchmark) in data/benchmark/;
+# * the pruning thresholds A, B, C (never released: README "From raw data to the three input files");
+# * a judge server for RL on GPUs of its own (JUDGE_URL; START_JUDGE=1 starts it here instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}  # the project venv when there is one
@@ -29,10 +30,10 @@ run() {  # print the command; run it unless DRY_RUN=1
 if [ "$DRY_RUN" = 1 ]; then  # placeholders, so the dry run prints the real command lines
   A=${A:-0.5} B=${B:-0.3} C=${C:-0.6} JUDGE_URL=${JUDGE_URL:-http://judge-host:8000/v1}
 fi
-: "${A:?set A, B, C (pruning thresholds; README Pruning)}" "${B:?set B}" "${C:?set C}"
+: "${A:?set A, B, C (pruning thresholds, never released; see README)}" "${B:?set B}" "${C:?set C}"
 
 # 1. raw data -> user rows data/users/<name>_train.jsonl + benchmarks data/benchmark/<name>_upi.jsonl
-#    CPU, minutes each (Amazon Books: the largest, ~30 min)
+#    CPU, minutes each (Amazon Books, the largest, longer)
 for name in mind amazon movielens alignx personamem hicupid; do
   run "$PYTHON" -m alignxplore.data.converters "$name"
 done
