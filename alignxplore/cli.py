@@ -62,7 +62,7 @@ def add_backend_args(ap, prefix: str = "", *, what: str = "model") -> None:
     g.add_argument(f"--{prefix}concurrency", type=int, default=64, help="openai: requests in flight")
     g.add_argument(f"--{prefix}timeout", type=float, default=300.0, help="openai: seconds per request")
     g.add_argument(f"--{prefix}max-retries", type=int, default=4, help="openai: retries per request")
-    g.add_argument(f"--{prefix}tokenizer", default=None, help="openai: the served model's tokenizer (default: the bundled Qwen3 one)")
+    g.add_argument(f"--{prefix}tokenizer", default=None, help="openai: the served model's own tokenizer (path or hub name); needed only when the server has no vLLM /tokenize")
 
 
 def add_sampling_args(ap) -> None:

@@ -182,6 +182,20 @@ def validate_rl_row(obj: Any, where: str) -> Record:
     return out
 
 
+def expand_globs(patterns: list[str]) -> list[str]:
+    """The files matching each glob pattern (sorted, in pattern order); one that matches nothing
+    is a :class:`DataError` naming it, so a wrong default never reads as zero rows."""
+    import glob
+
+    files: list[str] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(str(pattern)))
+        if not matches:
+            raise DataError(str(pattern), None, "no such file")
+        files += matches
+    return files
+
+
 def read_jsonl(path: str | os.PathLike, validate: Validator | None = None, *, keep_where: bool = False) -> Iterator[Record]:
     """Yield the records of a JSONL file, validated; blank lines are skipped.
 

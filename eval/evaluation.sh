@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Judge every benchmark in every mode with one judge load, then render the main table.
 #
-#   SUMMARIES_DIR=outputs/AlignXplore-Plus bash eval/evaluation.sh
+#   bash eval/evaluation.sh                      # outputs/summaries/alignxplore-plus -> outputs/results/alignxplore-plus
+#   RUN_NAME=released bash eval/evaluation.sh
 #
 # Knobs (environment, with defaults): JUDGE_MODEL (Qwen/Qwen3-8B), JUDGE_BACKEND (vllm|hf|openai),
-# JUDGE_TP, JUDGE_BASE_URL, DATA_DIR (a folder, or the hub dataset VanillaH1/AlignXplorePlus-Benchmark), SUMMARIES_DIR, RESULTS_DIR, RUN_NAME, MODES
+# JUDGE_TP, JUDGE_BASE_URL, DATA_DIR (a folder, or the hub dataset VanillaH1/AlignXplorePlus-Benchmark), RUN_NAME, SUMMARIES_DIR, RESULTS_DIR, MODES
 # (direct,full,streaming), BENCHMARKS, FIGURE, PYTHON. Extra arguments go to
 # `python -m alignxplore.eval.evaluate` (e.g. --judge-protocol teacher-forced; the default is the
 # published sampled answer). Resumable: rerun the same command.
@@ -16,13 +17,13 @@ JUDGE_BACKEND=${JUDGE_BACKEND:-vllm}
 JUDGE_TP=${JUDGE_TP:-1}
 JUDGE_BASE_URL=${JUDGE_BASE_URL:-http://127.0.0.1:8000/v1}
 DATA_DIR=${DATA_DIR:-data/benchmark}
-SUMMARIES_DIR=${SUMMARIES_DIR:-outputs/AlignXplore-Plus}
-RESULTS_DIR=${RESULTS_DIR:-results}
-RUN_NAME=${RUN_NAME:-$(basename "$SUMMARIES_DIR")}
+RUN_NAME=${RUN_NAME:-$(basename "${SUMMARIES_DIR:-alignxplore-plus}")}
+SUMMARIES_DIR=${SUMMARIES_DIR:-outputs/summaries/$RUN_NAME}
+RESULTS_DIR=${RESULTS_DIR:-outputs/results}
 MODES=${MODES:-direct,full,streaming}
 BENCHMARKS=${BENCHMARKS:-all}
-FIGURE=${FIGURE:-figures/results.png}
-PYTHON=${PYTHON:-python}
+FIGURE=${FIGURE:-outputs/figures/results.png}
+PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}  # the project venv when there is one
 
 "$PYTHON" -m alignxplore.eval.evaluate \
   --judge-backend "$JUDGE_BACKEND" --judge-model "$JUDGE_MODEL" --judge-tensor-parallel-size "$JUDGE_TP" \

@@ -10,5 +10,5 @@ cd "$(dirname "$0")/.."
 USERS=${USERS:-data/users/*_train.jsonl}
 MODEL=${MODEL:-Qwen/Qwen3-1.7B}
 OUT=${OUT:-data/scorer/prepared}
-PYTHON=${PYTHON:-python}
+PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}  # the project venv when there is one
 exec "$PYTHON" -m alignxplore.data.scorer_prepare --users "$USERS" --model "$MODEL" --out "$OUT" "$@"

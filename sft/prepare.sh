@@ -13,6 +13,6 @@ MODEL=${MODEL:-Qwen/Qwen3-8B}
 OUT=${OUT:-data/sft/prepared}
 OVERLONG=${OVERLONG:-drop}
 NUM_PROC=${NUM_PROC:-$(nproc)}
-PYTHON=${PYTHON:-python}
+PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}  # the project venv when there is one
 exec "$PYTHON" -m alignxplore.sft.prepare --data "$DATA" --model "$MODEL" --out "$OUT" \
   ${MAX_LENGTH:+--max-length "$MAX_LENGTH"} --overlong "$OVERLONG" --num-proc "$NUM_PROC" "$@"

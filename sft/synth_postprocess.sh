@@ -9,5 +9,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK_DIR=${WORK_DIR:-data/synth}
 OUT=${OUT:-data/sft/sft.jsonl}
-PYTHON=${PYTHON:-python}
+PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}  # the project venv when there is one
 exec "$PYTHON" -m alignxplore.data.synth postprocess --work-dir "$WORK_DIR" --out "$OUT" "$@"

@@ -16,6 +16,6 @@ TP=${TP:-8}
 BASE_URL=${BASE_URL:-http://127.0.0.1:8000/v1}
 CONCURRENCY=${CONCURRENCY:-64}
 CHUNK_SIZE=${CHUNK_SIZE:-1000}
-PYTHON=${PYTHON:-python}
+PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}  # the project venv when there is one
 exec "$PYTHON" -m alignxplore.data.synth stage2 --work-dir "$WORK_DIR" --chunk-size "$CHUNK_SIZE" \
   --backend "$BACKEND" --model "$MODEL" --tensor-parallel-size "$TP" --base-url "$BASE_URL" --concurrency "$CONCURRENCY" "$@"

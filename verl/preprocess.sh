@@ -9,5 +9,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/rl/rl.jsonl}
 OUT=${OUT:-data/rl/train.parquet}
-PYTHON=${PYTHON:-python}
+PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}  # the project venv when there is one
 exec "$PYTHON" -m alignxplore.rl.data --input "$DATA" --output "$OUT" "$@"

@@ -14,12 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 NNODES=${NNODES:-1}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-MODEL=${MODEL:-runs/sft/final}
+MODEL=${MODEL:-checkpoints/sft/final}
 DATA=${DATA:-data/rl/train.parquet}
 JUDGE_URL=${JUDGE_URL:-http://127.0.0.1:8000/v1}
 JUDGE_NAME=${JUDGE_NAME:-judge}
-OUTPUT=${OUTPUT:-checkpoints/alignxplore_plus/streaming_grpo}
-PYTHON=${PYTHON:-python}
+OUTPUT=${OUTPUT:-checkpoints/rl}
+PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}  # the project venv when there is one
 exec "$PYTHON" -m alignxplore.rl.main \
   trainer.nnodes="$NNODES" trainer.n_gpus_per_node="$GPUS_PER_NODE" \
   actor_rollout_ref.model.path="$MODEL" data.train_files="$DATA" \

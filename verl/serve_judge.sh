@@ -16,7 +16,7 @@ PORT=${PORT:-8000}
 TP=${TP:-1}
 GPU_MEMORY=${GPU_MEMORY:-0.9}
 MAX_MODEL_LEN=${MAX_MODEL_LEN:-16384}
-VLLM=${VLLM:-vllm}
+VLLM=${VLLM:-$(v="$(dirname "$0")/../.venv/bin/vllm"; [ -x "$v" ] && echo "$v" || echo vllm)}  # the project venv when there is one
 exec "$VLLM" serve "$JUDGE_MODEL" --served-model-name "$SERVED_NAME" --host 0.0.0.0 --port "$PORT" \
   --tensor-parallel-size "$TP" --gpu-memory-utilization "$GPU_MEMORY" --max-model-len "$MAX_MODEL_LEN" \
   --logprobs-mode processed_logprobs --max-logprobs 20 "$@"

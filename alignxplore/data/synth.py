@@ -1,7 +1,7 @@
 """SFT data synthesis: teacher summaries, judge filtering, merging, re-verification (issue 10).
 
     # stage 1: history = first third, targets = second third (teacher = judge = merger)
-    python -m alignxplore.data.synth stage1 --users data/users_scored.jsonl --work-dir data/synth \\
+    python -m alignxplore.data.synth stage1 --users data/scored/users_scored.jsonl --work-dir data/synth \\
         --backend vllm --model Qwen/Qwen3-32B --tensor-parallel-size 8
     # stage 2: history = second third, targets = last third, past = stage-1 merged summary
     python -m alignxplore.data.synth stage2 --work-dir data/synth --backend vllm --model Qwen/Qwen3-32B --tensor-parallel-size 8

@@ -2,7 +2,7 @@
 
     # one GPU, vLLM
     python -m alignxplore.eval.generate --mode full --backend vllm --model VanillaH1/AlignXplore-Plus \\
-        --data-dir data/benchmark --out-dir outputs/alignxplore-plus
+        --data-dir data/benchmark --out-dir outputs/summaries/released
     # a node, tensor parallel 8 ... --tensor-parallel-size 8 ; a server: --backend openai --base-url URL
     # CPU, tiny model: see `make demo`
 

@@ -1,7 +1,7 @@
 """Render every results JSON found into the paper's main table, beside the published rows.
 
-    python -m alignxplore.eval.table --results-dir results --out results/table   # .md, .html
-    python -m alignxplore.eval.table --results-dir results --figure figures/results.png
+    python -m alignxplore.eval.table --results-dir outputs/results --out outputs/results/table   # .md, .html
+    python -m alignxplore.eval.table --results-dir outputs/results --figure outputs/figures/results.png
 
 Sections: direct / full-history / streaming; columns in the paper's order. Our cells show
 ``metrics.accuracy`` (the run's judge protocol; by default the sampled answer, as the paper

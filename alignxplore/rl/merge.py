@@ -1,7 +1,7 @@
 """Final (or any) actor checkpoint of streaming GRPO -> a plain Hugging Face folder.
 
-    python -m alignxplore.rl.merge --ckpt-dir checkpoints/alignxplore_plus/streaming_grpo --out runs/rl/final
-    python -m alignxplore.rl.merge --ckpt-dir ... --step 30 --out runs/rl/step30
+    python -m alignxplore.rl.merge --ckpt-dir checkpoints/rl --out checkpoints/rl/merged
+    python -m alignxplore.rl.merge --ckpt-dir ... --step 30 --out checkpoints/rl/merged_step30
 
 Resolves ``--step latest`` through verl's ``latest_checkpointed_iteration.txt``, runs verl's
 own merger (``python -m verl.model_merger merge --backend fsdp``) on

@@ -53,7 +53,14 @@ def mixed_faults(key: str, attempt: int) -> str | None:
 
 
 class FakeOpenAIServer:
-    def __init__(self, *, latency: float = 0.0, fault_plan: FaultPlan | None = None, hang_seconds: float = 30.0, unparseable_fraction: float = 0.0):
+    def __init__(self, *, latency: float = 0.0, fault_plan: FaultPlan | None = None, hang_seconds: float = 30.0, unparseable_fraction: float = 0.0,
+                 tokenizer: str | None = None, serve_tokenize: bool = True):
+        # /tokenize answers with the real tokenizer of the model the server stands for (the
+        # Qwen3 judge / teacher: the one every Qwen3 size shares); serve_tokenize=False plays a
+        # server without it (SGLang, a hosted API).
+        self.tokenizer_path = tokenizer
+        self.serve_tokenize = serve_tokenize
+        self.tokenize_requests = 0
         self.latency = latency
         self.unparseable_fraction = unparseable_fraction
         self.fault_plan = fault_plan
@@ -105,6 +112,22 @@ class FakeOpenAIServer:
             return web.json_response(self._generation_answer(body))
         finally:
             self.in_flight -= 1
+
+    async def _tokenize(self, request: web.Request) -> web.StreamResponse:
+        """vLLM's ``POST /tokenize`` (vllm/entrypoints/serve/tokenize/protocol.py, 0.24): a
+        ``prompt`` (``add_special_tokens`` default true) or chat ``messages`` (template with
+        ``add_generation_prompt`` / ``continue_final_message`` / ``chat_template_kwargs``) ->
+        ``{"count", "max_model_len", "tokens"}``."""
+        self.tokenize_requests += 1
+        body = await request.json()
+        tok = self._tok
+        if "messages" in body:
+            text = tok.apply_chat_template(body["messages"], tokenize=False, add_generation_prompt=body.get("add_generation_prompt", True),
+                                           continue_final_message=body.get("continue_final_message", False), **(body.get("chat_template_kwargs") or {}))
+            tokens = tok.encode(text, add_special_tokens=body.get("add_special_tokens", False))
+        else:
+            tokens = tok.encode(body["prompt"], add_special_tokens=body.get("add_special_tokens", True))
+        return web.json_response({"count": len(tokens), "max_model_len": 40960, "tokens": tokens, "token_strs": None})
 
     def _judge_answer(self, body: dict) -> dict:
         p_a = fake_p_a(body["messages"])
@@ -179,12 +202,19 @@ class FakeOpenAIServer:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "FakeOpenAIServer":
         ready = threading.Event()
+        if self.serve_tokenize:  # loaded before serving (once per process), so /tokenize answers at once
+            from ..backends.openai import _load_tokenizer
+            from ..tiny import qwen3_tokenizer_dir
+
+            self._tok = _load_tokenizer(self.tokenizer_path or qwen3_tokenizer_dir())
 
         def serve() -> None:
             self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._handle)
+            if self.serve_tokenize:
+                app.router.add_post("/tokenize", self._tokenize)
             self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)

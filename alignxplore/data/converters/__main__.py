@@ -1,15 +1,18 @@
 """Convert a raw public dataset (read from local files only) into user rows and a benchmark file.
 
-    python -m alignxplore.data.converters mind --raw MIND_train MIND_dev --out data/converted
-    python -m alignxplore.data.converters amazon --reviews Books_5.json.gz --meta meta_Books.json.gz --out data/converted
-    python -m alignxplore.data.converters movielens --ratings ml-32m/ratings.csv --movies ml-32m/movies.csv --out data/converted
-    python -m alignxplore.data.converters alignx --train alignx_train.jsonl --test alignx_test.json --out data/converted
-    python -m alignxplore.data.converters personamem --raw personamem.jsonl --out data/converted
-    python -m alignxplore.data.converters hicupid --qa qa_test_2.jsonl --dialogues dialogue_test.jsonl --out data/converted
+    python -m alignxplore.data.converters mind          # data/raw/mind/{train,dev}/{news,behaviors}.tsv
+    python -m alignxplore.data.converters amazon        # data/raw/amazon/{Books_5,meta_Books}.json.gz
+    python -m alignxplore.data.converters movielens     # data/raw/movielens/{ratings,movies}.csv
+    python -m alignxplore.data.converters alignx        # data/raw/alignx/{train,test} (files or folders)
+    python -m alignxplore.data.converters personamem    # data/raw/personamem/personamem.jsonl
+    python -m alignxplore.data.converters hicupid       # data/raw/hicupid/{qa_test_2,dialogue_test}.jsonl
+    python -m alignxplore.data.converters movielens --ratings ml-32m/ratings.csv --movies ml-32m/movies.csv --out elsewhere
 
-Writes ``{name}_train_users.jsonl`` / ``{name}_test_users.jsonl`` (recommendation sets and
-AlignX), ``{name}_upi.jsonl`` and ``{name}_summary.json`` (counts and every skip with its
-reason) into ``--out``. Knobs default to the authors' rules: seed 42, 3,000 benchmark users,
+Raw inputs default to ``data/raw/<dataset>/`` (names above); every path flag overrides one.
+Writes ``users/{name}_train.jsonl`` / ``users/{name}_test.jsonl`` (recommendation sets and
+AlignX), ``benchmark/{name}_upi.jsonl`` and ``users/{name}_summary.json`` (counts and every
+skip with its reason) under the data root ``--out`` (default ``data``): the scorer, scoring and
+synthesis read ``data/users/``, the evaluation ``data/benchmark/``. Knobs default to the authors' rules: seed 42, 3,000 benchmark users,
 80/20 user split, the per-dataset minimum history and null-query sentence. Bad raw input
 stops with one line ``file:line: field: problem``; expected gaps (unknown ids, short or empty
 users) are skipped and counted.
@@ -25,6 +28,7 @@ from . import amazon, mind, movielens, selection
 from .common import BENCHMARK_USERS, SEED, TEST_FRACTION, recommendation_benchmark, write_outputs
 
 RECOMMENDATION = {"mind": mind, "amazon": amazon, "movielens": movielens}
+RAW = Path("data/raw")  # default raw inputs: data/raw/<dataset>/ (relative to the working directory)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="dataset", required=True)
 
     def common(p, *, rec: bool):
-        p.add_argument("--out", required=True, help="output folder")
+        p.add_argument("--out", type=Path, default=Path("data"), help="data root: writes OUT/users/ and OUT/benchmark/ (default: %(default)s)")
         p.add_argument("--name", default=None, help="file-name prefix (default: the dataset)")
         p.add_argument("--seed", type=int, default=SEED)
         if rec:
@@ -42,28 +46,28 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--null-query", default=None, help="query for behaviours without one (per-dataset default)")
 
     p = sub.add_parser("mind", help="MIND news.tsv + behaviors.tsv folders")
-    p.add_argument("--raw", nargs="+", required=True, type=Path, help="folders holding news.tsv and behaviors.tsv (e.g. MIND_train MIND_dev)")
+    p.add_argument("--raw", nargs="+", type=Path, default=[RAW / "mind/train", RAW / "mind/dev"], help="folders holding news.tsv and behaviors.tsv (default: %(default)s)")
     common(p, rec=True)
     p = sub.add_parser("amazon", help="Amazon 5-core reviews + metadata (JSON lines, .gz ok)")
-    p.add_argument("--reviews", required=True, type=Path)
-    p.add_argument("--meta", required=True, type=Path)
+    p.add_argument("--reviews", type=Path, default=RAW / "amazon/Books_5.json.gz", help="default: %(default)s")
+    p.add_argument("--meta", type=Path, default=RAW / "amazon/meta_Books.json.gz", help="default: %(default)s")
     common(p, rec=True)
     p = sub.add_parser("movielens", help="MovieLens ratings.csv + movies.csv")
-    p.add_argument("--ratings", required=True, type=Path)
-    p.add_argument("--movies", required=True, type=Path)
+    p.add_argument("--ratings", type=Path, default=RAW / "movielens/ratings.csv", help="default: %(default)s")
+    p.add_argument("--movies", type=Path, default=RAW / "movielens/movies.csv", help="default: %(default)s")
     common(p, rec=True)
     p = sub.add_parser("alignx", help="AlignX rows (.jsonl/.json/.parquet or a folder)")
-    p.add_argument("--train", type=Path, default=None, help="rows for user rows (scorer/SFT/RL)")
-    p.add_argument("--test", type=Path, default=None, help="rows for the benchmark")
+    p.add_argument("--train", type=Path, default=None, help=f"rows for user rows (scorer/SFT/RL); without --train/--test: {RAW / 'alignx/train'} if it exists")
+    p.add_argument("--test", type=Path, default=None, help=f"rows for the benchmark; without --train/--test: {RAW / 'alignx/test'} if it exists")
     p.add_argument("--min-history", type=int, default=8)
     common(p, rec=False)
     for name, helptext in (("personamem", "PersonaMem rows with related_conversation_snippet"), ("hicupid", "HiCUPID qa (test_2) + dialogue (test) rows")):
         p = sub.add_parser(name, help=helptext)
         if name == "personamem":
-            p.add_argument("--raw", required=True, type=Path)
+            p.add_argument("--raw", type=Path, default=RAW / "personamem/personamem.jsonl", help="default: %(default)s")
         else:
-            p.add_argument("--qa", required=True, type=Path)
-            p.add_argument("--dialogues", required=True, type=Path)
+            p.add_argument("--qa", type=Path, default=RAW / "hicupid/qa_test_2.jsonl", help="default: %(default)s")
+            p.add_argument("--dialogues", type=Path, default=RAW / "hicupid/dialogue_test.jsonl", help="default: %(default)s")
         p.add_argument("--history-format", choices=selection.HISTORY_FORMATS, default="messages", help="chat messages (authors') or triples")
         common(p, rec=False)
     return ap
@@ -87,7 +91,9 @@ def convert(args) -> dict:
         return write_outputs(name, args.out, train=train, test=test, benchmark=bench, skips=skips, extra={"null_query": null_query})
     if args.dataset == "alignx":
         if not (args.train or args.test):
-            raise SystemExit("alignx: give --train and/or --test")
+            args.train, args.test = (p if p.exists() else None for p in (RAW / "alignx/train", RAW / "alignx/test"))
+        if not (args.train or args.test):
+            raise SystemExit(f"alignx: give --train and/or --test (neither {RAW / 'alignx/train'} nor {RAW / 'alignx/test'} exists)")
         train = bench = None
         skips = selection.Skips()
         if args.train:

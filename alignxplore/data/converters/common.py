@@ -2,10 +2,14 @@
 counted skips, the seeded user split, and the benchmark rules of the authors' ``unify_*``
 scripts (FORMATS.md §7).
 
-Outputs of every converter (in ``--out``): ``{name}_train_users.jsonl`` and
-``{name}_test_users.jsonl`` (user rows ``{uid, behaviors: [triple]}`` in time order: the
-scorer / SFT-synthesis / RL inputs), ``{name}_upi.jsonl`` (the benchmark) and
-``{name}_summary.json`` (counts, including every skip and its reason).
+Outputs of every converter, under the data root ``--out`` (default ``data``, the project's
+layout: README "Layout of data, checkpoints and outputs"): ``users/{name}_train.jsonl`` and
+``users/{name}_test.jsonl`` (user rows ``{uid, behaviors: [triple]}`` in time order: the
+scorer / SFT-synthesis / RL inputs; ``uid`` = ``{name}_{dataset's id}`` so that every
+dataset's users can be scored and synthesised in one run without two users sharing an id),
+``benchmark/{name}_upi.jsonl`` (the benchmark, the evaluation's ``DATA_DIR``; its ``userid``
+stays the dataset's own id, as in the authors' files) and ``users/{name}_summary.json``
+(counts, including every skip and its reason).
 """
 from __future__ import annotations
 
@@ -163,18 +167,22 @@ def recommendation_benchmark(test_users: list[dict], null_query: str, n_users: i
 
 
 def write_outputs(name: str, out_dir: Path, *, train: list[dict] | None, test: list[dict] | None, benchmark: list[dict] | None, skips: Skips, extra: dict | None = None) -> dict:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    users_dir, bench_dir = Path(out_dir) / "users", Path(out_dir) / "benchmark"
+    users_dir.mkdir(parents=True, exist_ok=True)
     summary: dict = {"dataset": name}
-    for label, rows, fname in (("train_users", train, f"{name}_train_users.jsonl"), ("test_users", test, f"{name}_test_users.jsonl"), ("benchmark_rows", benchmark, f"{name}_upi.jsonl")):
+    for label, rows, path in (("train_users", train, users_dir / f"{name}_train.jsonl"), ("test_users", test, users_dir / f"{name}_test.jsonl"),
+                              ("benchmark_rows", benchmark, bench_dir / f"{name}_upi.jsonl")):
         if rows is None:
             continue
-        write_jsonl(out_dir / fname, rows)
+        if label != "benchmark_rows":
+            rows = [dict(r, uid=f"{name}_{r['uid']}") for r in rows]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(path, rows)
         summary[label] = len(rows)
-        summary[f"{label}_file"] = str(out_dir / fname)
+        summary[f"{label}_file"] = str(path)
     summary["skipped"] = dict(sorted(skips.items()))
     summary.update(extra or {})
-    (out_dir / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
+    (users_dir / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
