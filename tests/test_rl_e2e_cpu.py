@@ -103,6 +103,7 @@ def step_metrics(log: str) -> dict[int, dict[str, float]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # the verl run's own limit is 900 s; the suite's 600 s per test would cut it first
 def test_streaming_grpo_trains_two_steps_on_cpu_and_merges(tmp_path, tiny_model_dir, tokenizer, fixtures_dir):
     import torch
     from safetensors.torch import load_file
