@@ -85,17 +85,29 @@ class EmbeddingBackend:
         self.model = AutoModel.from_pretrained(path).to(device).eval()
 
     def embed(self, texts: Sequence[str]):
-        """Mean-pooled, L2-normalised sentence embeddings, shape ``[len(texts), dim]``."""
+        """Mean-pooled, L2-normalised sentence embeddings, shape ``[len(texts), dim]``.
+
+        Each distinct text is encoded once (judge batches repeat the same items and contexts
+        many times over), in batches of similar lengths (little padding), so a text's embedding
+        does not depend on which other texts came with it.
+        """
         torch = self._torch
-        out = []
+        unique = list(dict.fromkeys(texts))
+        order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
+        rows: list = [None] * len(unique)
         with torch.inference_mode():
-            for i in range(0, len(texts), self.batch_size):
-                enc = self.tokenizer(list(texts[i : i + self.batch_size]), padding=True, truncation=True, max_length=256, return_tensors="pt").to(self.device)
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                enc = self.tokenizer([unique[i] for i in chunk], padding=True, truncation=True, max_length=256, return_tensors="pt").to(self.device)
                 hidden = self.model(**enc).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out.append(torch.nn.functional.normalize(pooled, dim=-1))
-        return torch.cat(out) if out else torch.zeros(0, 1)
+                pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
+                for i, row in zip(chunk, pooled):
+                    rows[i] = row
+        if not rows:
+            return torch.zeros(0, 1)
+        index = {text: i for i, text in enumerate(unique)}
+        return torch.stack([rows[index[t]] for t in texts])
 
     def judge(self, conversations: Sequence[Sequence[Message]]) -> list[JudgeScore]:
         parsed = [parse_judge_conversation(c) for c in conversations]
