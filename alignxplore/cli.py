@@ -85,12 +85,26 @@ def sampling_from_args(args):
     return SamplingConfig(args.temperature, args.top_k, args.top_p, args.max_new_tokens, args.seed)
 
 
+def check_backend_args(args, prefix: str = "") -> None:
+    """The model (hf, vllm) or tokenizer (openai ``--tokenizer``) folder checked before any
+    load (:func:`alignxplore.preflight.check_model`): a bad path is one line naming it."""
+    from .preflight import check_model
+
+    p = prefix.replace("-", "_")
+    name = getattr(args, p + "backend")
+    if name in ("hf", "vllm"):
+        check_model(getattr(args, p + "model"), f"--{prefix}model")
+    elif name == "openai" and getattr(args, p + "tokenizer", None):
+        check_model(getattr(args, p + "tokenizer"), f"--{prefix}tokenizer", weights=False)
+
+
 def backend_from_args(args, prefix: str = ""):
     from .backends import load_backend
 
     p = prefix.replace("-", "_")
     get = lambda name: getattr(args, p + name)  # noqa: E731
     name = get("backend")
+    check_backend_args(args, prefix)
     if name == "hf":
         opts = dict(dtype=get("dtype"), generation_batch_size=get("batch_size"), judge_batch_size=get("batch_size"))
     elif name == "vllm":

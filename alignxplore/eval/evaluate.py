@@ -38,6 +38,7 @@ from pathlib import Path
 
 from ..backends.base import JudgeSampling
 from ..cli import add_backend_args, backend_from_args, git_commit, package_versions, run_main
+from ..preflight import check_output_dir
 from ..formats import ResumableJsonl, read_jsonl_checked, validate_summary_row
 from ..history import MAX_PROMPT_TOKENS, truncate_to_budget
 from ..judge import JUDGE_SEED, PROTOCOLS, JudgeItem, ab_placement, score_items
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": package_versions(),
         "git_commit": git_commit(),
     }
+    check_output_dir(args.results_dir, "--results-dir")
     judge = backend_from_args(args, "judge-")
     try:
         for mode in modes:

@@ -10,8 +10,10 @@
 Writes ``{name}_train_users.jsonl`` / ``{name}_test_users.jsonl`` (recommendation sets and
 AlignX), ``{name}_upi.jsonl`` and ``{name}_summary.json`` (counts and every skip with its
 reason) into ``--out``. Knobs default to the authors' rules: seed 42, 3,000 benchmark users,
-80/20 user split, the per-dataset minimum history and null-query sentence. Bad raw input
-stops with one line ``file:line: field: problem``; expected gaps (unknown ids, short or empty
+80/20 user split, the per-dataset minimum history and null-query sentence. Every bad raw row
+(not UTF-8, not JSON, a missing or malformed field) is reported as ``file:line: field:
+problem`` (up to 20 listed, then counted); the run then stops before writing anything, or
+with ``--skip-bad-rows`` drops and counts them. Expected gaps (unknown ids, short or empty
 users) are skipped and counted.
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from ...cli import run_main
 from . import amazon, mind, movielens, selection
-from .common import BENCHMARK_USERS, SEED, TEST_FRACTION, recommendation_benchmark, write_outputs
+from .common import BENCHMARK_USERS, SEED, TEST_FRACTION, recommendation_benchmark, start_bad_rows, write_outputs
 
 RECOMMENDATION = {"mind": mind, "amazon": amazon, "movielens": movielens}
 
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="output folder")
         p.add_argument("--name", default=None, help="file-name prefix (default: the dataset)")
         p.add_argument("--seed", type=int, default=SEED)
+        p.add_argument("--skip-bad-rows", action="store_true", help="report, count and drop bad raw rows instead of stopping (every bad row is reported either way)")
         if rec:
             p.add_argument("--min-interactions", type=int, default=None, help="minimum behaviours per user (MIND 9, Amazon/MovieLens 17)")
             p.add_argument("--test-fraction", type=float, default=TEST_FRACTION, help="share of users in the test split")
@@ -71,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def convert(args) -> dict:
     name = args.name or args.dataset
+    start_bad_rows(args.skip_bad_rows)
     if args.dataset in RECOMMENDATION:
         module = RECOMMENDATION[args.dataset]
         knobs = {"seed": args.seed}
