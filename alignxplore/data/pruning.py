@@ -259,7 +259,7 @@ def format_summary(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.pruning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scores", nargs="+", required=True, help="scored-user JSONL file(s) or glob(s) from alignxplore.data.scoring")
     ap.add_argument("--out", required=True, help="RL rows (JSONL); a .summary.json is written beside it")
     ap.add_argument("--a", type=float, required=True, help="keep the top fraction a of all behaviours by signal (not released)")

@@ -178,7 +178,7 @@ def _pct(v: float | None) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.eval.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", required=True, help="folder of the benchmark files, or a hub dataset (VanillaH1/AlignXplorePlus-Benchmark)")
     ap.add_argument("--summaries-dir", default=None, help="generation output folder (has full/ and/or streaming/)")
     ap.add_argument("--results-dir", required=True, help="results go to RESULTS_DIR/RUN_NAME/MODE/NAME.json")

@@ -172,7 +172,7 @@ def generate_benchmark(gen: SummaryGenerator, bench: Benchmark, mode: str, rows:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.eval.generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=MODES, default="full", help="full history (one pass) or streaming (two passes)")
     ap.add_argument("--data-dir", required=True, help="folder holding the benchmark files named in the registry, or a hub dataset (VanillaH1/AlignXplorePlus-Benchmark)")
     ap.add_argument("--out-dir", required=True, help="summaries go to OUT_DIR/MODE/NAME.jsonl")

@@ -169,7 +169,7 @@ def _report(failed: int) -> int:
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog=prog or "python -m alignxplore.infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", required=True, help="users JSONL (or queries JSONL with --personalize)")
     ap.add_argument("--out", required=True, help="output JSONL, appended and resumed")
     ap.add_argument("--stream-chunk", type=int, default=None, metavar="K", help="replay each history K behaviours at a time")

@@ -310,7 +310,7 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog=prog or "python -m alignxplore.infer.service", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = ServiceLimits()
     ap.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
     ap.add_argument("--port", type=int, default=8080)

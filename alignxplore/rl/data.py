@@ -93,7 +93,7 @@ def convert(input_path: str | Path, output_path: str | Path, *, skip_bad_rows: b
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.rl.data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", required=True, help="RL JSONL (uid, history, mid_position)")
     ap.add_argument("--output", required=True, help="parquet file to write (e.g. data/rl/train.parquet)")
     ap.add_argument("--skip-bad-rows", action="store_true", help="report, count and drop bad rows instead of stopping")

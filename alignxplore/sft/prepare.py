@@ -205,7 +205,7 @@ def prepare(data: Path, model: str, out: Path, *, max_length: int = MAX_MODEL_LE
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.sft.prepare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="SFT JSONL (prompt/completion chat rows)")
     ap.add_argument("--model", required=True, help="model or tokenizer path whose chat template to use")
     ap.add_argument("--out", required=True, help="output folder (datasets.save_to_disk)")
