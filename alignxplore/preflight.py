@@ -9,10 +9,10 @@ JSON object with ``model_type``), weights whose headers parse (``*.safetensors``
 header length and the JSON header are read, and the file must be as long as the header's
 largest tensor end — a truncated download is caught without loading a byte of weights; an
 index ``*.safetensors.index.json`` must name shards that exist) and, where a tokenizer is
-needed, ``tokenizer.json`` or ``tokenizer_config.json``. A name that is not a local path is
-accepted only when it looks like a hub id (``org/name``) and that model is in the local hub
-cache (this project runs with ``HF_HUB_OFFLINE=1``; nothing is downloaded); the cached
-snapshot is then checked like a folder.
+needed, ``tokenizer.json`` or ``tokenizer_config.json``. A name that is not a local path
+must look like a hub id (``org/name``); if the local hub cache has it, the cached snapshot is
+checked like a folder; if not, it is refused when downloads are off (``HF_HUB_OFFLINE=1``,
+as in tests and on machines without internet) and left to the engine's download otherwise.
 """
 from __future__ import annotations
 
@@ -130,8 +130,13 @@ def _hub_snapshot(name: str) -> Path | None:
         return None
 
 
-def resolve_model(name: str, flag: str = "--model") -> Path:
-    """A local model folder for ``name``: the folder itself, or the hub-cache snapshot of a hub id."""
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def resolve_model(name: str, flag: str = "--model") -> Path | None:
+    """A local model folder for ``name``: the folder itself, or the hub-cache snapshot of a hub
+    id; None for a hub id that the engine will download (downloads on, not cached)."""
     p = Path(name).expanduser()
     if p.exists():
         if not p.is_dir():
@@ -141,13 +146,17 @@ def resolve_model(name: str, flag: str = "--model") -> Path:
         raise DataError(name, flag, "no such model folder")
     snap = _hub_snapshot(name)
     if snap is None:
-        raise DataError(name, flag, "no such folder, and not in the local Hugging Face cache (downloads are off: HF_HUB_OFFLINE)")
+        if _offline():
+            raise DataError(name, flag, "no such folder, and not in the local Hugging Face cache (downloads are off: HF_HUB_OFFLINE)")
+        return None
     return snap
 
 
-def check_model(name: str, flag: str = "--model", *, weights: bool = True, tokenizer: bool = True) -> Path:
+def check_model(name: str, flag: str = "--model", *, weights: bool = True, tokenizer: bool = True) -> Path | None:
     """One check of a model folder before it is loaded (see the module docstring)."""
     folder = resolve_model(name, flag)
+    if folder is None:
+        return None  # a hub id to be downloaded by the engine
     where = str(Path(name)) if Path(name).exists() else name
     if not any(folder.iterdir()):
         raise DataError(where, flag, "empty folder")
