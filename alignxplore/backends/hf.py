@@ -63,6 +63,47 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int, extra
     return batches
 
 
+class TopKTopPSampler:
+    """Draws the next token from temperature -> top-k -> top-p (transformers' order and top-p
+    rule: keep the most probable tokens until their mass reaches ``top_p``, at least one),
+    working on the ``top_k`` best logits only, and returns scores that make greedy decoding
+    pick the drawn token.
+
+    Why: transformers' sampler sorts, soft-maxes and draws over the whole vocabulary (152k for
+    Qwen3) for every row and step; on CPU with a small model that was most of the time of a
+    batched generate (measured: 16 rows x 16 steps, 79% in exponential_/sort/cumsum/softmax),
+    so batching requests gained little. Here a step costs one top-k pass over the vocabulary.
+    The distribution is the same; exactly ``top_k`` tokens survive when several tie at the
+    k-th logit (transformers keeps every tie). Seeded by ``torch.manual_seed`` as before.
+    """
+
+    def __init__(self, temperature: float, top_k: int | None, top_p: float | None):
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        k = scores.shape[-1] if not self.top_k or self.top_k <= 0 else min(self.top_k, scores.shape[-1])
+        values, index = scores.float().topk(k, dim=-1)  # sorted, most probable first
+        probs = torch.softmax(values / self.temperature, dim=-1)
+        if self.top_p is not None and self.top_p < 1.0:
+            before = probs.cumsum(-1) - probs  # mass of the tokens more probable than this one
+            probs = probs * (before < self.top_p)
+        token = index.gather(-1, torch.multinomial(probs, 1))
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(-1, token, 0.0)
+
+
+def sampling_kwargs(temperature: float, top_k: int | None, top_p: float | None) -> dict:
+    """``generate`` arguments: greedy for temperature 0, else :class:`TopKTopPSampler`."""
+    if temperature <= 0:
+        return {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
+    from transformers import LogitsProcessorList
+
+    return {"do_sample": False, "temperature": None, "top_k": None, "top_p": None,
+            "logits_processor": LogitsProcessorList([TopKTopPSampler(temperature, top_k, top_p)])}
+
+
 def is_out_of_memory(err: BaseException) -> bool:
     import torch
 
@@ -168,10 +209,7 @@ class HFBackend:
             with torch.no_grad():
                 seqs = self.model.generate(
                     **enc,
-                    do_sample=sampling.temperature > 0,
-                    temperature=sampling.temperature if sampling.temperature > 0 else None,
-                    top_k=sampling.top_k if sampling.temperature > 0 else None,
-                    top_p=sampling.top_p if sampling.temperature > 0 else None,
+                    **sampling_kwargs(sampling.temperature, sampling.top_k, sampling.top_p),
                     max_new_tokens=sampling.max_new_tokens,
                     eos_token_id=self._stop_ids,
                     pad_token_id=self.tokenizer.pad_token_id,
@@ -230,15 +268,11 @@ class HFBackend:
                     benc = self.tokenizer([bare[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
                     prompt_ids, mask = benc["input_ids"], benc["attention_mask"]
                 torch.manual_seed(seeds[idx[0]])
-                sample = sampling.temperature > 0
                 seqs = self.model.generate(
                     input_ids=prompt_ids,
                     attention_mask=mask,
                     past_key_values=cache,
-                    do_sample=sample,
-                    temperature=sampling.temperature if sample else None,
-                    top_k=sampling.top_k if sample else None,
-                    top_p=sampling.top_p if sample else None,
+                    **sampling_kwargs(sampling.temperature, sampling.top_k, sampling.top_p),
                     max_new_tokens=sampling.max_new_tokens,
                     eos_token_id=self._stop_ids,
                     pad_token_id=self.tokenizer.pad_token_id,

@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 from ...cli import run_main
+from ...preflight import check_output_dir
 from . import amazon, mind, movielens, selection
 from .common import BENCHMARK_USERS, SEED, TEST_FRACTION, recommendation_benchmark, start_bad_rows, write_outputs
 
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def convert(args) -> dict:
     name = args.name or args.dataset
+    check_output_dir(args.out, "--out")  # before reading gigabytes of raw data
     start_bad_rows(args.skip_bad_rows)
     if args.dataset in RECOMMENDATION:
         module = RECOMMENDATION[args.dataset]
