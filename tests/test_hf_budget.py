@@ -82,3 +82,28 @@ def test_streaming_half_rule_benchmark_with_a_64k_token_user(tmp_path, tiny_mode
     done = [json.loads(line) for line in (tmp_path / "o/streaming/alignx.jsonl").read_text().splitlines()]
     assert sorted(r["userid"] for r in done) == [f"u{i}" for i in range(6)]
     assert all(isinstance(r["profile"], str) for r in done)
+
+
+@pytest.mark.parametrize("top_k, top_p", [(20, 0.95), (5, 0.5), (50, 1.0)])
+def test_fast_sampler_has_transformers_distribution(top_k, top_p):
+    """TopKTopPSampler draws from the same distribution as transformers' temperature -> top-k
+    -> top-p warpers (continuous random logits: no ties at the k-th value)."""
+    import torch
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    from alignxplore.backends.hf import TopKTopPSampler
+
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 1000, generator=gen) * 3
+    ref = scores.clone()
+    for warper in (TemperatureLogitsWarper(0.6), TopKLogitsWarper(top_k), TopPLogitsWarper(top_p)):
+        ref = warper(None, ref)
+    want = torch.softmax(ref, dim=-1)
+    index, probs = TopKTopPSampler(0.6, top_k, top_p).distribution(scores)
+    got = torch.zeros_like(want).scatter_(-1, index, probs)
+    got = got / got.sum(-1, keepdim=True)
+    assert torch.allclose(got, want, atol=1e-6)
+    drawn = TopKTopPSampler(0.6, top_k, top_p)(None, scores)
+    picked = drawn.argmax(-1)
+    assert bool((want.gather(-1, picked[:, None]) > 0).all())  # only tokens the warpers allow
+    assert bool((drawn == 0).sum(-1).eq(1).all())  # greedy decoding picks exactly that token

@@ -80,7 +80,8 @@ class TopKTopPSampler:
     def __init__(self, temperature: float, top_k: int | None, top_p: float | None):
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
 
-    def __call__(self, input_ids, scores):
+    def distribution(self, scores):
+        """(token ids, unnormalised probabilities) of the tokens that can be drawn, per row."""
         import torch
 
         k = scores.shape[-1] if not self.top_k or self.top_k <= 0 else min(self.top_k, scores.shape[-1])
@@ -89,6 +90,12 @@ class TopKTopPSampler:
         if self.top_p is not None and self.top_p < 1.0:
             before = probs.cumsum(-1) - probs  # mass of the tokens more probable than this one
             probs = probs * (before < self.top_p)
+        return index, probs
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        index, probs = self.distribution(scores)
         token = index.gather(-1, torch.multinomial(probs, 1))
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(-1, token, 0.0)
