@@ -4,7 +4,6 @@ at the request time-out, unknown fields are 422 naming the field, 404/405 use th
 error shape, and concurrent requests to the tiny hf model share engine calls."""
 import asyncio
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
