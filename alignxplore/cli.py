@@ -56,7 +56,11 @@ def add_backend_args(ap, prefix: str = "", *, what: str = "model") -> None:
     g.add_argument(f"--{prefix}max-model-len", type=int, default=MAX_MODEL_LEN, help="vllm: context length")
     g.add_argument(f"--{prefix}gpu-memory-utilization", type=float, default=0.9, help="vllm: share of GPU memory")
     g.add_argument(f"--{prefix}dtype", default="auto", help="hf/vllm weight dtype (auto: bf16 on GPU, fp32 on CPU)")
-    g.add_argument(f"--{prefix}batch-size", type=int, default=8, help="hf: prompts per forward/generate batch")
+    g.add_argument(f"--{prefix}batch-size", type=int, default=8, help="hf: prompts per forward/generate batch (at most)")
+    from .backends.hf import DEFAULT_BATCH_TOKENS
+
+    g.add_argument(f"--{prefix}batch-tokens", type=int, default=DEFAULT_BATCH_TOKENS,
+                   help="hf: padded tokens per batch, rows x (longest prompt + new tokens); a longer prompt runs alone")
     g.add_argument(f"--{prefix}base-url", default="http://127.0.0.1:8000/v1", help="openai: server URL")
     g.add_argument(f"--{prefix}api-key", default=os.environ.get("OPENAI_API_KEY"), help="openai: key (default $OPENAI_API_KEY)")
     g.add_argument(f"--{prefix}concurrency", type=int, default=64, help="openai: requests in flight")
@@ -85,14 +89,29 @@ def sampling_from_args(args):
     return SamplingConfig(args.temperature, args.top_k, args.top_p, args.max_new_tokens, args.seed)
 
 
+def check_backend_args(args, prefix: str = "") -> None:
+    """The model (hf, vllm) or tokenizer (openai ``--tokenizer``) folder checked before any
+    load (:func:`alignxplore.preflight.check_model`): a bad path is one line naming it."""
+    from .preflight import check_model
+
+    p = prefix.replace("-", "_")
+    name = getattr(args, p + "backend")
+    if name in ("hf", "vllm"):
+        check_model(getattr(args, p + "model"), f"--{prefix}model")
+    elif name == "openai" and getattr(args, p + "tokenizer", None):
+        check_model(getattr(args, p + "tokenizer"), f"--{prefix}tokenizer", weights=False)
+
+
 def backend_from_args(args, prefix: str = ""):
     from .backends import load_backend
 
     p = prefix.replace("-", "_")
     get = lambda name: getattr(args, p + name)  # noqa: E731
     name = get("backend")
+    check_backend_args(args, prefix)
     if name == "hf":
-        opts = dict(dtype=get("dtype"), generation_batch_size=get("batch_size"), judge_batch_size=get("batch_size"))
+        opts = dict(dtype=get("dtype"), generation_batch_size=get("batch_size"), judge_batch_size=get("batch_size"),
+                    **({"max_batch_tokens": getattr(args, p + "batch_tokens")} if hasattr(args, p + "batch_tokens") else {}))
     elif name == "vllm":
         opts = dict(
             tensor_parallel_size=get("tensor_parallel_size"),

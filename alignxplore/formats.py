@@ -8,7 +8,9 @@ Schemas: FORMATS.md §1, summarised in the README.
 from __future__ import annotations
 
 import json
+import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,6 +35,23 @@ def _require_str(obj: dict, key: str, where: str, prefix: str, *, allow_empty: b
     if not allow_empty and not value.strip():
         raise DataError(where, f"{prefix}{key}", "empty")
     return value
+
+
+# log_softmax may round a sure prediction to a hair above 0; anything beyond this is not a log-probability.
+LOGPROB_SLACK = 1e-6
+
+
+def validate_logprob(value: Any, where: str, field: str) -> float:
+    """A log-probability: a finite number <= 0 (``LOGPROB_SLACK`` allowed for rounding)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value > LOGPROB_SLACK:
+        raise DataError(where, field, f"expected a log-probability (a finite number <= 0), got {value!r}")
+    return float(value)
+
+
+def validate_finite(value: Any, where: str, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataError(where, field, f"expected a finite number, got {value!r}")
+    return float(value)
 
 
 def validate_triple(obj: Any, where: str, prefix: str = "") -> Record:
@@ -196,62 +215,108 @@ def expand_globs(patterns: list[str]) -> list[str]:
     return files
 
 
-def read_jsonl(path: str | os.PathLike, validate: Validator | None = None, *, keep_where: bool = False) -> Iterator[Record]:
-    """Yield the records of a JSONL file, validated; blank lines are skipped.
+# How many bad lines a reader lists before it only counts them (the total is always given).
+BAD_LINES_SHOWN = 20
 
-    Errors name ``file:line`` and the field; a truncated or non-JSON line is reported the same
-    way. ``keep_where`` stores ``"file:line"`` in each record's ``_where`` key, so later
-    stages (history budget, generation) can still point at the input line.
+
+def _decode_line(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(where, None, f"not UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1})") from None
+
+
+def parse_json_line(raw: bytes | str, where: str) -> Any:
+    """One JSONL line -> its JSON value; a non-UTF-8 or non-JSON line is a :class:`DataError`."""
+    line = _decode_line(raw, where) if isinstance(raw, bytes) else raw
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(where, None, f"invalid JSON ({err.msg} at column {err.colno})") from None
+    except RecursionError:
+        raise DataError(where, None, "invalid JSON (nested too deeply)") from None
+
+
+class BadLines:
+    """Collects the bad lines of one input: each is reported (the first ``BAD_LINES_SHOWN`` in
+    full, then only counted), and :meth:`finish` raises one :class:`DataError` naming the first
+    and the total, unless the caller skips bad rows. One behaviour for every reader: the user
+    sees everything to fix in one run, and ``--skip-bad-rows`` keeps going."""
+
+    def __init__(self, log: Callable[[str], None] | None = None, *, skip: bool = False, shown: int = BAD_LINES_SHOWN):
+        self.errors: list[DataError] = []
+        self.skip, self.shown = skip, shown
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+
+    def __call__(self, err: DataError) -> None:
+        self.errors.append(err)
+        if len(self.errors) <= self.shown:
+            self.log(f"{'skipped' if self.skip else 'bad line'}: {err}")
+
+    def __len__(self) -> int:
+        return len(self.errors)
+
+    def finish(self) -> None:
+        n = len(self.errors)
+        if n > self.shown:
+            self.log(f"... and {n - self.shown} more bad line(s) not listed ({n} in all)")
+        if n and not self.skip:
+            first = self.errors[0]
+            more = f" (and {n - 1} more bad line(s) in this file)" if n > 1 else ""
+            raise DataError(first.where, first.field, first.problem + more)
+
+
+def iter_jsonl(path: str | os.PathLike, validate: Validator | None = None, *, keep_where: bool = False,
+               on_bad: Callable[[DataError], None] | None = None) -> Iterator[Record]:
+    """Yield the records of a JSONL file, validated; blank lines are skipped. The one JSONL
+    reader of the project.
+
+    Each line is decoded on its own, so a non-UTF-8 line, a truncated or non-JSON line and a
+    line the validator rejects are all the same kind of error: ``file:line: field: problem``.
+    With ``on_bad``, every bad line goes to it and reading goes on (skip mode; a
+    :class:`BadLines` counts and reports them). Without it, the first bad line stops the
+    yielding, the rest of the file is still checked, every bad line is reported (capped) and
+    one :class:`DataError` naming the first and the total is raised. ``keep_where`` stores
+    ``"file:line"`` in each record's ``_where`` key, so later stages can point at the input line.
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(str(path), None, "no such file")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
+        raise DataError(str(path), None, "no such file" if not path.is_dir() else "is a directory, expected a JSONL file")
+    bad = BadLines() if on_bad is None else None
+    report = bad if on_bad is None else on_bad
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
                 continue
             where = f"{path}:{lineno}"
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(where, None, f"invalid JSON ({err.msg} at column {err.colno})") from None
-            rec = validate(obj, where) if validate else obj
+                obj = parse_json_line(raw, where)
+                rec = validate(obj, where) if validate else obj
+            except DataError as err:
+                report(err)
+                continue
+            if bad is not None and len(bad):
+                continue  # stopping: only checking the rest of the file
             if keep_where:
+                if not isinstance(rec, dict):
+                    report(DataError(where, None, f"expected a JSON object, got {type(rec).__name__}"))
+                    continue
                 rec["_where"] = where
             yield rec
+    if bad is not None:
+        bad.finish()
+
+
+# The historical name: same reader.
+read_jsonl = iter_jsonl
 
 
 def read_jsonl_checked(path: str | os.PathLike, validate: Validator, *, keep_where: bool = False, log: Callable[[str], None] | None = None) -> list[Record]:
-    """Like :func:`read_jsonl`, but every line is checked before anything is reported: each
-    bad line goes to ``log`` and the one :class:`DataError` raised names the first and counts
-    the rest, so one run shows everything to fix in the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(str(path), None, "no such file")
-    records, errors = [], []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(where, None, f"invalid JSON ({err.msg} at column {err.colno})") from None
-                rec = validate(obj, where)
-            except DataError as err:
-                errors.append(err)
-                if log:
-                    log(str(err))
-                continue
-            if keep_where:
-                rec["_where"] = where
-            records.append(rec)
-    if errors:
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more bad line(s) in this file)" if len(errors) > 1 else ""
-        raise DataError(first.where, first.field, first.problem + more)
+    """Every line of the file checked before anything is used: each bad line goes to ``log``
+    (capped) and one :class:`DataError` names the first and counts the rest."""
+    bad = BadLines(log)
+    records = list(iter_jsonl(path, validate, keep_where=keep_where, on_bad=bad))
+    bad.finish()
     return records
 
 

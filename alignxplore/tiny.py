@@ -127,7 +127,7 @@ def save_tiny_model(out_dir: str | os.PathLike, *, head_dim: int | None = None, 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.tiny", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir")
     ap.add_argument("--head-dim", type=int, default=None, help="default: the shape's (16 for test, 32 for learnable)")
     ap.add_argument("--shape", choices=sorted(TINY_SHAPES), default="test")

@@ -13,6 +13,12 @@ line, the throughput ratio of the highest level to concurrency 1 (target >= 30x 
 service's own work per request must stay far below the model's 100 ms). Also prints the
 CPU time each process spent per request, which does not depend on how busy the machine is.
 ``SERVICE_RUNNER`` replaces ``-m alignxplore.infer.service`` (e.g. a profiling wrapper).
+
+Then a real-model case: the service with ``--backend hf`` on the tiny Qwen3 (real tokenizer,
+random weights, saved to a temporary folder), ``--max-new-tokens 16``, ``--batch-size 16``,
+throughput at 16 concurrent requests vs 1 (target 4 times on 2 cores: concurrent requests
+share engine calls, ``alignxplore.infer.batching``). Its ratio is printed LAST.
+``--skip-real-model`` leaves it out.
 """
 from __future__ import annotations
 
@@ -32,6 +38,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 30.0
+REAL_TARGET_RATIO = 4.0
+REAL_NEW_TOKENS = 16
 FAKE_SERVER = """
 import sys
 from alignxplore.testing.fake_openai import FakeOpenAIServer
@@ -49,16 +57,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _env() -> dict:
+    return os.environ | {"PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), "HF_HUB_OFFLINE": "1"}
+
+
 def start_processes(latency: float, concurrency: int, log_file) -> tuple[subprocess.Popen, subprocess.Popen, str]:
-    env = os.environ | {"PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = _env()
     fake = subprocess.Popen([sys.executable, "-c", FAKE_SERVER, str(latency)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     fake_port = int(fake.stdout.readline())
-    port = free_port()
-    cmd = [sys.executable, *os.environ.get("SERVICE_RUNNER", "-m alignxplore.infer.service").split(), "--port", str(port), "--backend", "openai", "--model", "policy",
-           "--base-url", f"http://127.0.0.1:{fake_port}/v1", "--concurrency", str(concurrency),
+    cmd = ["--backend", "openai", "--model", "policy", "--base-url", f"http://127.0.0.1:{fake_port}/v1", "--concurrency", str(concurrency),
            "--max-concurrent-requests", str(concurrency), "--max-queue", str(4 * concurrency)]
+    service, url = start_service(cmd, log_file)
+    return fake, service, url
+
+
+def start_service(options: list[str], log_file) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, *os.environ.get("SERVICE_RUNNER", "-m alignxplore.infer.service").split(), "--port", str(port), *options]
     # its JSON logs (one line per request) go to a file, as a deployment's would
-    service = subprocess.Popen(cmd, stderr=log_file, env=env)
+    service = subprocess.Popen(cmd, stderr=log_file, env=_env())
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # ready once /health answers (model/tokenizer loaded)
@@ -67,7 +84,7 @@ def start_processes(latency: float, concurrency: int, log_file) -> tuple[subproc
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=1) as resp:
                 if resp.status == 200:
-                    return fake, service, url
+                    return service, url
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("service did not come up within 300 s")
@@ -109,6 +126,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0, help="measured time per level")
     ap.add_argument("--latency", type=float, default=0.1, help="test server: seconds per generation")
     ap.add_argument("--behaviours", type=int, default=4, help="triples per request")
+    ap.add_argument("--real-seconds", type=float, default=20.0, help="real-model case: measured time per level")
+    ap.add_argument("--skip-real-model", action="store_true", help="leave out the tiny hf model case")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     log_file = tempfile.NamedTemporaryFile("w", prefix="service-load-", suffix=".log", delete=False)
@@ -139,6 +158,31 @@ def main() -> None:
     ratio = rows[-1]["rps"] / rows[0]["rps"]
     verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
     print(f"throughput ratio concurrency {levels[-1]} vs {levels[0]}: {ratio:.1f}x (target >= {TARGET_RATIO:.0f}x: {verdict})")
+    if not args.skip_real_model:
+        real_model_case(args)
+
+
+def real_model_case(args) -> None:
+    """The tiny hf model in-process: requests/s at 16 in flight vs 1 (both measured here)."""
+    from alignxplore.tiny import save_tiny_model
+
+    with tempfile.TemporaryDirectory(prefix="service-load-tiny-") as tmp:
+        model = save_tiny_model(Path(tmp) / "tiny-qwen3")
+        log_file = tempfile.NamedTemporaryFile("w", prefix="service-load-hf-", suffix=".log", delete=False)
+        service, url = start_service(["--backend", "hf", "--model", str(model), "--max-new-tokens", str(REAL_NEW_TOKENS),
+                                      "--batch-size", "16", "--max-concurrent-requests", "16", "--max-queue", "64"], log_file)
+        try:
+            asyncio.run(run_level(url, 4, 2.0, args.behaviours, start=10**8))  # warm-up
+            rows = [asyncio.run(run_level(url, c, args.real_seconds, args.behaviours, start=(i + 10) * 10**6)) for i, c in enumerate((1, 16))]
+        finally:
+            service.terminate()
+            service.wait(20)
+    print(f"real model: tiny Qwen3 in-process (--backend hf, CPU), {REAL_NEW_TOKENS} new tokens, {args.behaviours} behaviours per request")
+    for r in rows:
+        print(f"{r['concurrency']:>11} {r['requests']:>9} {r['rps']:>8.2f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}   {r['statuses']}")
+    ratio = rows[1]["rps"] / rows[0]["rps"]
+    verdict = "met" if ratio >= REAL_TARGET_RATIO else "NOT met"
+    print(f"real-model throughput ratio concurrency 16 vs 1: {ratio:.1f}x (target >= {REAL_TARGET_RATIO:.0f} times: {verdict})")
 
 
 if __name__ == "__main__":

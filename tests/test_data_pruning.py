@@ -106,7 +106,10 @@ def test_signal_key_logprob1_without_weak_model(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda u: u["behaviors"][0].update(logprob1="high"), r"behaviors\[0\].logprob1: not a number: 'high'"),
+    (lambda u: u["behaviors"][0].update(logprob1="high"), r"behaviors\[0\].logprob1: expected a log-probability \(a finite number <= 0\), got 'high'"),
+    (lambda u: u["behaviors"][0].update(logprob1=5.0), r"behaviors\[0\].logprob1: expected a log-probability \(a finite number <= 0\), got 5.0"),
+    (lambda u: u["behaviors"][0].update(logprob2=float("-inf")), r"behaviors\[0\].logprob2: expected a log-probability \(a finite number <= 0\), got -inf"),
+    (lambda u: u["behaviors"][0].update(signal=float("nan")), r"behaviors\[0\].signal: expected a finite number, got nan"),
     (lambda u: u["behaviors"][1].pop("chosen"), r"behaviors\[1\].chosen: missing"),
     (lambda u: u.pop("behaviors"), r"behaviors: missing or not a list"),
     (lambda u: u.pop("uid"), r"uid: missing"),

@@ -61,12 +61,19 @@ def _run(*args):
                           cwd=REPO, capture_output=True, text=True)
 
 
-def test_bad_row_is_fatal_by_default_one_line_no_output(tmp_path, rl_rows):
+def test_bad_row_is_fatal_by_default_every_bad_line_listed_no_output(tmp_path, rl_rows):
     src, out = _bad_file(tmp_path, rl_rows), tmp_path / "train.parquet"
     proc = _run("--input", src, "--output", out)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"error: {src}:2: invalid JSON (Expecting property name enclosed in double quotes at column 2)"]
+    assert proc.stderr.strip().splitlines() == [
+        f"bad line: {src}:2: invalid JSON (Expecting property name enclosed in double quotes at column 2)",
+        f"bad line: {src}:3: history: missing",
+        f"bad line: {src}:4: mid_position: 4 outside [1, 3] for a history of 6",
+        f"bad line: {src}:5: mid_position: 0 outside [1, 3] for a history of 6",
+        f"error: {src}:2: invalid JSON (Expecting property name enclosed in double quotes at column 2) (and 3 more bad line(s) in this file)",
+    ]
     assert "Traceback" not in proc.stderr and not out.exists()
+    assert list(tmp_path.glob("*.tmp")) == []
 
 
 def test_skip_bad_rows_reports_counts_and_drops(tmp_path, rl_rows):

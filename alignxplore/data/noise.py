@@ -113,7 +113,7 @@ def _rows(path: str) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.noise", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="benchmark file whose histories get noise")
     ap.add_argument("--source", required=True, help=f"benchmark file to take noise from, '{NEXT_USER}' or '{NEXT_USER_PAIRS}'")
     ap.add_argument("--mode", choices=MODES, required=True)

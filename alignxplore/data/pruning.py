@@ -46,7 +46,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..cli import run_main
-from ..formats import DataError, read_jsonl, validate_rl_row, write_jsonl
+from ..formats import BadLines, DataError, iter_jsonl, validate_finite, validate_logprob, validate_rl_row, write_jsonl
+from ..preflight import check_output_file
 from .scorer_text import validate_user_row
 
 log = logging.getLogger("alignxplore.data.pruning")
@@ -65,14 +66,18 @@ def validate_scored_user(obj, where: str) -> dict:
     behaviours carry ``logprob1`` (and ``logprob2`` / ``signal`` with a weak model)."""
     validate_user_row(obj, where)
     for k, b in enumerate(obj["behaviors"]):
-        for key in ("logprob1", "logprob2", "signal"):
-            if key in b and b[key] is not None and not _number(b[key]):
-                raise DataError(where, f"behaviors[{k}].{key}", f"not a number: {b[key]!r}")
+        for key in ("logprob1", "logprob2"):  # log-probabilities: finite and <= 0
+            if b.get(key) is not None:
+                validate_logprob(b[key], where, f"behaviors[{k}].{key}")
+        if b.get("signal") is not None:  # logprob1 - logprob2: any finite number
+            validate_finite(b["signal"], where, f"behaviors[{k}].signal")
     return obj
 
 
-def load_scored(paths: list[str]) -> list[dict]:
-    """Read every scored-user file (glob patterns allowed); a uid may appear only once."""
+def load_scored(paths: list[str], *, skip_bad_rows: bool = False) -> list[dict]:
+    """Read every scored-user file (glob patterns allowed); a uid may appear only once. Every
+    bad line of every file is reported (capped); then the run stops, or with
+    ``skip_bad_rows`` those lines are dropped."""
     files: list[str] = []
     for p in paths:
         matches = sorted(glob.glob(p))
@@ -80,14 +85,18 @@ def load_scored(paths: list[str]) -> list[dict]:
             raise DataError(p, None, "no such file")
         files += matches
     users, first_seen = [], {}
+    bad = BadLines(skip=skip_bad_rows)
     for f in files:
-        for user in read_jsonl(f, validate_scored_user, keep_where=True):
+        for user in iter_jsonl(f, validate_scored_user, keep_where=True, on_bad=bad):
             uid = str(user["uid"])
             if uid in first_seen:
-                raise DataError(user["_where"], "uid", f"{uid!r} already read at {first_seen[uid]}")
+                bad(DataError(user["_where"], "uid", f"{uid!r} already read at {first_seen[uid]}"))
+                continue
             first_seen[uid] = user["_where"]
             users.append(user)
+    bad.finish()
     return users
+
 
 
 def flatten(users: list[dict], signal_key: str) -> list[dict]:
@@ -200,7 +209,7 @@ def prune(users: list[dict], a: float, b: float, c: float, *, signal_key: str = 
 
 def check_thresholds(a: float, b: float, c: float) -> None:
     for name, v in (("a", a), ("b", b), ("c", c)):
-        if not 0.0 < v <= 1.0:
+        if not (math.isfinite(v) and 0.0 < v <= 1.0):
             raise DataError("thresholds", name, f"{v} is not in (0, 1]")
 
 
@@ -250,7 +259,7 @@ def format_summary(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.pruning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scores", nargs="+", required=True, help="scored-user JSONL file(s) or glob(s) from alignxplore.data.scoring")
     ap.add_argument("--out", required=True, help="RL rows (JSONL); a .summary.json is written beside it")
     ap.add_argument("--a", type=float, required=True, help="keep the top fraction a of all behaviours by signal (not released)")
@@ -258,8 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--c", type=float, required=True, help="then the band [c-0.1, c) of the logprob1 ranking (not released)")
     ap.add_argument("--signal-key", default="signal", choices=("signal", "logprob1"), help="ranking key (logprob1 when no weak model was scored)")
     ap.add_argument("--null-query", default=None, help="text for a missing query in the output histories (default: keep as is)")
+    ap.add_argument("--skip-bad-rows", action="store_true", help="report, count and drop bad lines instead of stopping (every bad line is reported either way)")
     args = ap.parse_args(argv)
-    users = load_scored(args.scores)
+    check_thresholds(args.a, args.b, args.c)
+    check_output_file(args.out, "--out")
+    users = load_scored(args.scores, skip_bad_rows=args.skip_bad_rows)
     rows, summary = prune(users, args.a, args.b, args.c, signal_key=args.signal_key, null_query=args.null_query)
     print(format_summary(summary))
     out = Path(args.out)

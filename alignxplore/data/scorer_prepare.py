@@ -78,7 +78,7 @@ def prepare(user_files: list[str], model: str, out: Path, *, max_length: int = T
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.scorer_prepare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", nargs="+", required=True, help="user rows JSONL file(s) or glob(s) ({uid, behaviors})")
     ap.add_argument("--model", required=True, help="the scorer's base model or tokenizer path")
     ap.add_argument("--out", required=True, help="output folder (datasets.save_to_disk)")

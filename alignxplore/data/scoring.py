@@ -166,7 +166,7 @@ def score(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.scoring", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", nargs="+", required=True, help="user rows JSONL file(s) or quoted glob(s) ({uid, behaviors}) from the converters")
     ap.add_argument("--model", required=True, help="the trained scorer (HF checkpoint)")
     ap.add_argument("--weak-model", default=None, help="a weaker model for logprob2 and signal = logprob1 - logprob2")

@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     for stage in (1, 2):
-        p = sub.add_parser(f"stage{stage}", help=f"synthesis stage {stage}")
+        p = sub.add_parser(f"stage{stage}", help=f"synthesis stage {stage}", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         p.add_argument("--work-dir", required=True, help="stage outputs and summaries go here")
         if stage == 1:
             p.add_argument("--users", required=True, help="scored user rows (JSONL): uid + behaviors with logprob1")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..formats import DataError, read_jsonl, validate_triple
+from ..formats import DataError, read_jsonl, validate_logprob, validate_triple
 
 Record = dict[str, Any]
 
@@ -52,9 +52,7 @@ def _behaviour(obj: Any, where: str, prefix: str) -> Record:
         logprob = triple.get("logprob1")
     out = {"query": triple["query"], "chosen": triple["chosen"], "rejected": triple["rejected"]}
     if logprob is not None:
-        if isinstance(logprob, bool) or not isinstance(logprob, (int, float)) or not math.isfinite(logprob) or logprob > 1e-6:
-            raise DataError(where, f"{prefix}logprob1", f"expected a log-probability (a finite number <= 0), got {logprob!r}")
-        out["logprob1"] = float(logprob)
+        out["logprob1"] = validate_logprob(logprob, where, f"{prefix}logprob1")
     return out
 
 

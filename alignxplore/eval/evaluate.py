@@ -38,6 +38,7 @@ from pathlib import Path
 
 from ..backends.base import JudgeSampling
 from ..cli import add_backend_args, backend_from_args, git_commit, package_versions, run_main
+from ..preflight import check_output_dir
 from ..formats import ResumableJsonl, read_jsonl_checked, validate_summary_row
 from ..history import MAX_PROMPT_TOKENS, truncate_to_budget
 from ..judge import JUDGE_SEED, PROTOCOLS, JudgeItem, ab_placement, score_items
@@ -177,7 +178,7 @@ def _pct(v: float | None) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.eval.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", required=True, help="folder of the benchmark files, or a hub dataset (VanillaH1/AlignXplorePlus-Benchmark)")
     ap.add_argument("--summaries-dir", default=None, help="generation output folder (has full/ and/or streaming/)")
     ap.add_argument("--results-dir", required=True, help="results go to RESULTS_DIR/RUN_NAME/MODE/NAME.json")
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": package_versions(),
         "git_commit": git_commit(),
     }
+    check_output_dir(args.results_dir, "--results-dir")
     judge = backend_from_args(args, "judge-")
     try:
         for mode in modes:

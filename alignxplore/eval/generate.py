@@ -37,7 +37,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..backends.base import Backend, SamplingConfig
-from ..cli import add_backend_args, add_sampling_args, backend_from_args, run_main, sampling_from_args
+from ..cli import add_backend_args, add_sampling_args, backend_from_args, check_backend_args, run_main, sampling_from_args
+from ..preflight import check_output_dir
 from ..formats import ResumableJsonl
 from ..history import MAX_PROMPT_TOKENS, full_history, streaming_passes, streaming_skip_reason, truncate_to_budget, truncation_budget
 from ..prompts import extract_summary, full_history_messages, streaming_messages
@@ -171,7 +172,7 @@ def generate_benchmark(gen: SummaryGenerator, bench: Benchmark, mode: str, rows:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.eval.generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=MODES, default="full", help="full history (one pass) or streaming (two passes)")
     ap.add_argument("--data-dir", required=True, help="folder holding the benchmark files named in the registry, or a hub dataset (VanillaH1/AlignXplorePlus-Benchmark)")
     ap.add_argument("--out-dir", required=True, help="summaries go to OUT_DIR/MODE/NAME.jsonl")
@@ -190,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     benches = select_benchmarks(load_registry(args.registry), args.benchmarks)
     # Validate every input before loading a model: a typo should cost seconds, not a model load.
     data = load_benchmarks(args.data_dir, benches, args.limit)
+    check_output_dir(args.out_dir, "--out-dir")
+    check_backend_args(args)
     sampling = sampling_from_args(args)
     backend = backend_from_args(args)
     gen = SummaryGenerator(backend, sampling, args.prompt_budget)

@@ -180,7 +180,7 @@ def plot_grouped_bars(rows: list[Row], path: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.eval.table", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results-dir", required=True)
     ap.add_argument("--out", default=None, help="write OUT.md and OUT.html (default RESULTS_DIR/table)")
     ap.add_argument("--figure", default=None, help="also write a grouped bar chart (PNG)")

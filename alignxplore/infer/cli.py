@@ -30,8 +30,9 @@ import logging
 from tqdm.auto import tqdm
 
 from ..cli import add_backend_args, add_sampling_args, backend_from_args, run_main, sampling_from_args
-from ..formats import DataError, Record, ResumableJsonl, read_jsonl
+from ..formats import BadLines, DataError, Record, ResumableJsonl, iter_jsonl, read_jsonl
 from ..history import MAX_PROMPT_TOKENS
+from ..preflight import check_distinct, check_output_file
 from ..prompts import extract_summary
 from .api import WORDINGS, PreferenceInferer, User, parse_user, personalize
 
@@ -65,8 +66,18 @@ def _unique(rows: list[Record], key, field: str) -> None:
         seen[k] = r["_where"]
 
 
+def _read_rows(args, validate) -> list[Record]:
+    """Every input line checked; bad ones reported (capped), then stop unless --skip-bad-rows."""
+    bad = BadLines(skip=args.skip_bad_rows)
+    rows = list(iter_jsonl(args.input, validate, keep_where=True, on_bad=bad))
+    bad.finish()
+    if bad.errors:
+        log.warning("%d bad input line(s) skipped", len(bad))
+    return rows
+
+
 def load_users(args) -> list[Record]:
-    rows = list(read_jsonl(args.input, validate_user_row, keep_where=True))
+    rows = _read_rows(args, validate_user_row)
     _unique(rows, lambda r: r["userid"], "userid")
     if args.past:
         earlier = _summaries_by_user(args.past)
@@ -116,7 +127,7 @@ def validate_query_row(obj, where: str) -> Record:
 
 
 def load_queries(args) -> list[Record]:
-    rows = list(read_jsonl(args.input, validate_query_row, keep_where=True))
+    rows = _read_rows(args, validate_query_row)
     summaries = _summaries_by_user(args.summaries) if args.summaries else {}
     for r in rows:
         if r.get("summary") is None:
@@ -158,7 +169,7 @@ def _report(failed: int) -> int:
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog=prog or "python -m alignxplore.infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", required=True, help="users JSONL (or queries JSONL with --personalize)")
     ap.add_argument("--out", required=True, help="output JSONL, appended and resumed")
     ap.add_argument("--stream-chunk", type=int, default=None, metavar="K", help="replay each history K behaviours at a time")
@@ -169,6 +180,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     ap.add_argument("--personalize", action="store_true", help="answer queries with each user's summary in the system prompt")
     ap.add_argument("--summaries", default=None, metavar="FILE", help="--personalize: summaries JSONL (this command's output)")
     ap.add_argument("--thinking", action="store_true", help="--personalize: let the chat model think (off by default)")
+    ap.add_argument("--skip-bad-rows", action="store_true", help="report, count and drop bad input lines instead of stopping (every bad line is reported either way)")
     add_sampling_args(ap)
     add_backend_args(ap, what="summary (or, with --personalize, chat) model")
     return ap
@@ -178,7 +190,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = build_parser(prog).parse_args(argv)
     if args.stream_chunk is not None and args.stream_chunk < 1:
         raise DataError("--stream-chunk", None, f"must be >= 1, got {args.stream_chunk}")
-    # Validate every input before loading a model: a typo should cost seconds, not a model load.
+    # Validate every input (and the output path) before loading a model: a typo should cost
+    # seconds, not a model load. The output must not be an input: resuming from the input
+    # would treat every row as finished and silently do nothing.
+    check_output_file(args.out, "--out")
+    check_distinct(args.out, ("--input", args.input), ("--past", args.past), ("--summaries", args.summaries))
     rows = load_queries(args) if args.personalize else load_users(args)
     backend = backend_from_args(args)
     try:

@@ -35,9 +35,13 @@ COMMANDS = {"infer": _infer, "personalize": _personalize, "serve": _serve}
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
     if not argv or argv[0] not in COMMANDS:
-        print(__doc__.strip(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+        what = f"unknown command {argv[0]!r}" if argv else "no command given"
+        print(f"{__doc__.strip()}\n\nerror: {what}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
     command = COMMANDS[argv[0]]
     if argv[0] == "serve":
         return command(argv[1:])

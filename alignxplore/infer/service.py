@@ -9,13 +9,22 @@
 optional ``"userid"``, ``"past"``) or many (``{"users": [...]}``), optional ``"stream_chunk": K``;
 it answers ``{"request_id", "results": [...]}`` with the fields of ``alignxplore infer``'s
 output rows. ``GET /health`` (no token needed) reports load. Status codes: 200 (at least one
-user summarised; per-user ``error`` for the others), 400 malformed JSON, 401 missing or wrong
-bearer token, 413 body over ``--max-body-bytes`` or more users than ``--max-users``, 422 invalid fields (one line naming the
-field) or no user left with a behaviour inside the token budget, 502 the backend failed for
-every user, 503 saturated (``Retry-After``), 504 over ``--request-timeout``.
+user summarised; per-user ``error`` for the others), 400 malformed JSON (or nested too deeply),
+401 missing or wrong bearer token, 404 / 405 unknown route or method, 408 the body did not
+arrive within ``--request-timeout``, 413 body over ``--max-body-bytes`` or more users than
+``--max-users``, 422 invalid or unknown fields (one line naming the field) or no user left
+with a behaviour inside the token budget, 502 the backend failed for every user, 503
+saturated (``Retry-After``), 504 over ``--request-timeout``. Every error has the same shape:
+``{"request_id", "error": {"code", "message"}}``.
 
 Behaviour worth knowing (decisions; see the README):
 
+* Unknown fields are refused (422), so a misspelt ``histroy`` is not silently a request
+  without history; the request time-out starts when the request arrives and covers reading
+  its body.
+* In-process engines (hf, vllm) batch concurrent requests into one engine call
+  (:mod:`.batching`: ``--batch-window-ms``, ``--max-batch``, ``--max-batch-tokens``); HTTP
+  backends send every conversation concurrently.
 * Admission: at most ``--max-concurrent-requests`` requests are served at once, at most
   ``--max-queue`` more wait; beyond that a request is refused at once with 503 rather than
   queued without bound. A request's slot is held until its work really ends (an in-process
@@ -31,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import hmac
 import json
@@ -45,12 +55,14 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..backends.base import Backend
 from ..cli import add_backend_args, add_sampling_args, backend_from_args, sampling_from_args
 from ..formats import DataError
 from ..history import MAX_PROMPT_TOKENS
 from .api import WORDINGS, PreferenceInferer, User, backend_generate_fn, parse_user
+from .batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW_S, RequestBatcher
 
 log = logging.getLogger("alignxplore.service")
 TOKEN_ENV = "ALIGNXPLORE_API_TOKEN"
@@ -64,6 +76,9 @@ class ServiceLimits:
     max_concurrent_requests: int = 64
     max_queue: int = 256
     request_timeout: float = 300.0
+    batch_window: float = DEFAULT_WINDOW_S
+    max_batch: int = DEFAULT_MAX_BATCH
+    max_batch_tokens: int = DEFAULT_MAX_TOKENS
 
 
 class HTTPError(Exception):
@@ -114,10 +129,30 @@ def _json_response(status: int, body: dict, request_id: str, headers: dict | Non
                     headers={"X-Request-ID": request_id, **(headers or {})})
 
 
+USER_FIELDS = ("userid", "history", "messages", "past")
+BODY_FIELDS = ("users", "stream_chunk")
+
+
+def _refuse_unknown(obj: Any, allowed: tuple[str, ...], where: str) -> None:
+    """A misspelt field (``histroy``, ``stream_chunks``) is refused, not silently ignored."""
+    if isinstance(obj, dict):
+        unknown = sorted(k for k in obj if k not in allowed)
+        if unknown:
+            raise HTTPError(422, "invalid", f"{where}: unknown field {unknown[0]!r} (allowed: {', '.join(allowed)})")
+
+
 def parse_request(body: Any, max_users: int) -> tuple[list[User], int | None]:
-    """Users and stream chunk from a decoded body; :class:`HTTPError` 400/422 otherwise."""
+    """Users and stream chunk from a decoded body; :class:`HTTPError` 400/422 otherwise.
+    Unknown fields are refused (422 naming the first one)."""
     if not isinstance(body, dict):
         raise HTTPError(400, "bad_request", f"the body must be a JSON object, got {type(body).__name__}")
+    if "users" in body:
+        _refuse_unknown(body, BODY_FIELDS, "body")
+        if isinstance(body["users"], list):
+            for i, u in enumerate(body["users"]):
+                _refuse_unknown(u, USER_FIELDS, f"users[{i}]")
+    else:
+        _refuse_unknown(body, USER_FIELDS + ("stream_chunk",), "body")
     chunk = body.get("stream_chunk")
     if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
         raise HTTPError(422, "invalid", "stream_chunk: expected an integer >= 1")
@@ -166,7 +201,21 @@ def create_app(inferer: PreferenceInferer, limits: ServiceLimits = ServiceLimits
             executor.shutdown(wait=False)
 
     app = FastAPI(title="AlignXplore+ preference summaries", version="1", lifespan=lifespan)
-    generate = backend_generate_fn(inferer.backend, inferer.sampling, enable_thinking=inferer.enable_thinking, executor=executor)
+    if executor is None:  # HTTP backends: every conversation concurrently on this loop
+        generate = backend_generate_fn(inferer.backend, inferer.sampling, enable_thinking=inferer.enable_thinking)
+    else:  # in-process engines: concurrent requests share engine calls (see .batching)
+        call = functools.partial(inferer.backend.generate, sampling=inferer.sampling, enable_thinking=inferer.enable_thinking)
+        generate = RequestBatcher(call, executor, window=limits.batch_window, max_batch=limits.max_batch, max_tokens=limits.max_batch_tokens)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> Response:
+        """404, 405... in the service's own error shape, not FastAPI's ``{"detail"}``."""
+        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex[:16]
+        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
+        message = {404: f"no route {request.url.path}; the API is POST /v1/summaries and GET /health",
+                   405: f"{request.method} is not allowed on {request.url.path}"}.get(err.status_code, str(err.detail))
+        return _json_response(err.status_code, {"request_id": request_id, "error": {"code": code, "message": message}}, request_id,
+                              dict(err.headers or {}))
     state: dict[str, Any] = {}
     expected = f"Bearer {token}".encode() if token else None
 
@@ -191,14 +240,22 @@ def create_app(inferer: PreferenceInferer, limits: ServiceLimits = ServiceLimits
                 given = request.headers.get("authorization", "").encode()
                 if not hmac.compare_digest(given, expected):
                     raise HTTPError(401, "unauthorized", "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
-            raw = await _read_body(request, limits.max_body_bytes)
+            # The time-out covers reading the body too: a client that promises more bytes
+            # than it sends must not hold a connection (and a slot) beyond it.
+            deadline = asyncio.get_running_loop().time() + limits.request_timeout
+            try:
+                raw = await asyncio.wait_for(_read_body(request, limits.max_body_bytes), limits.request_timeout)
+            except TimeoutError:
+                raise HTTPError(408, "body_timeout", f"the body did not arrive within {limits.request_timeout:g} s",
+                                {"Connection": "close"}) from None
             try:
                 body = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as err:
                 raise HTTPError(400, "malformed_json", f"the body is not valid JSON ({err})") from None
+            except RecursionError:
+                raise HTTPError(400, "malformed_json", "the body is nested too deeply") from None
             users, chunk = parse_request(body, limits.max_users)
             n_users = len(users)
-            deadline = asyncio.get_running_loop().time() + limits.request_timeout
             results = await gate().run(lambda: inferer.arun(users, chunk, generate), deadline)
             status, code = _status_of(results)
             out = {"request_id": request_id, "results": [r.to_dict() for r in results]}
@@ -253,7 +310,7 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog=prog or "python -m alignxplore.infer.service", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = ServiceLimits()
     ap.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
     ap.add_argument("--port", type=int, default=8080)
@@ -262,6 +319,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     ap.add_argument("--max-concurrent-requests", type=int, default=d.max_concurrent_requests)
     ap.add_argument("--max-queue", type=int, default=d.max_queue, help="requests waiting beyond that; more get 503")
     ap.add_argument("--request-timeout", type=float, default=d.request_timeout, help="seconds, queueing included (504 after)")
+    ap.add_argument("--batch-window-ms", type=float, default=d.batch_window * 1000, help="hf/vllm: wait this long for concurrent requests to share an engine call")
+    ap.add_argument("--max-batch", type=int, default=d.max_batch, help="hf/vllm: conversations per engine call")
+    ap.add_argument("--max-batch-tokens", type=int, default=d.max_batch_tokens, help="hf/vllm: prompt bytes (>= tokens) per engine call")
     ap.add_argument("--wording", choices=sorted(WORDINGS), default="eval")
     ap.add_argument("--prompt-budget", type=int, default=MAX_PROMPT_TOKENS)
     ap.add_argument("--record", default=None, metavar="FILE", help="append every request and response to FILE (off: nothing on disk)")
@@ -284,7 +344,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if hasattr(backend, "progress"):
         backend.progress = False  # per-request progress bars would flood the log
     inferer = PreferenceInferer(backend, sampling_from_args(args), wording=args.wording, prompt_budget=args.prompt_budget)
-    limits = ServiceLimits(args.max_body_bytes, args.max_users, args.max_concurrent_requests, args.max_queue, args.request_timeout)
+    limits = ServiceLimits(args.max_body_bytes, args.max_users, args.max_concurrent_requests, args.max_queue, args.request_timeout,
+                           args.batch_window_ms / 1000, args.max_batch, args.max_batch_tokens)
     app = create_app(inferer, limits, token=os.environ.get(TOKEN_ENV) or None, record=args.record, model_name=args.model)
     # Everything loaded so far (torch, transformers, the tokenizer, a model) is millions of
     # long-lived objects; without freezing, the cyclic GC's older generations re-scan them all

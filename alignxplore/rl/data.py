@@ -15,20 +15,22 @@ One parquet row per RL user (FORMATS.md §1, §3):
 * ``extra_info``: ``{"stage": 1, "index": row number, "userid": uid, "mid_position": mid}``.
 
 Validation: bad JSON, a missing field or ``mid_position`` outside ``[1, L-3]`` (FORMATS.md §3:
-stage 2 then sees at least two behaviours) is one ``file:line: field: problem`` line. Fatal by
-default (nothing is written); ``--skip-bad-rows`` reports each, counts and drops them.
+stage 2 then sees at least two behaviours) or a non-UTF-8 line is one ``file:line: field:
+problem`` line. Every bad line is reported (up to 20 listed, then counted); by default the run
+then stops and nothing is written; ``--skip-bad-rows`` reports each, counts and drops them.
+The output path is checked before the input is read.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ..cli import run_main
-from ..formats import DataError, validate_rl_row
+from ..formats import BadLines, DataError, iter_jsonl, validate_rl_row
+from ..preflight import check_output_file
 from ..prompts import rl_messages
 
 DATA_SOURCE = "alignxplore_rl"
@@ -70,40 +72,28 @@ def convert(input_path: str | Path, output_path: str | Path, *, skip_bad_rows: b
     import pyarrow.parquet as pq
 
     input_path, output_path = Path(input_path), Path(output_path)
-    if not input_path.is_file():
-        raise DataError(str(input_path), None, "no such file")
-    records, bad = [], []
-    with input_path.open(encoding="utf-8") as fh:
-        lines = fh.readlines()
-    for lineno, line in enumerate(tqdm(lines, desc="rl rows", disable=not progress, unit="row"), start=1):
-        if not line.strip():
-            continue
-        where = f"{input_path}:{lineno}"
-        try:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(where, None, f"invalid JSON ({err.msg} at column {err.colno})") from None
-            row = validate_streaming_rl_row(obj, where)
-        except DataError as err:
-            if not skip_bad_rows:
-                raise
-            print(f"skipped: {err}", file=sys.stderr)
-            bad.append(str(err))
-            continue
+    check_output_file(output_path, "--output")
+    bad = BadLines(skip=skip_bad_rows)
+    records = []
+    rows = iter_jsonl(input_path, validate_streaming_rl_row, on_bad=bad)
+    for row in tqdm(rows, desc="rl rows", disable=not progress, unit="row"):
         records.append(rl_row_to_record(row, len(records)))
+    bad.finish()  # default mode: every bad line reported, then one error; nothing written
     if not records:
         raise DataError(str(input_path), None, "no valid RL rows")
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_suffix(output_path.suffix + ".tmp")
-    pq.write_table(pa.Table.from_pylist(records), tmp)
-    tmp.replace(output_path)
+    try:
+        pq.write_table(pa.Table.from_pylist(records), tmp)
+        tmp.replace(output_path)
+    finally:
+        tmp.unlink(missing_ok=True)  # no partial file left behind, whatever failed
     summary = {"input": str(input_path), "output": str(output_path), "rows_written": len(records), "rows_skipped": len(bad)}
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.rl.data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", required=True, help="RL JSONL (uid, history, mid_position)")
     ap.add_argument("--output", required=True, help="parquet file to write (e.g. data/rl/train.parquet)")
     ap.add_argument("--skip-bad-rows", action="store_true", help="report, count and drop bad rows instead of stopping")

@@ -44,7 +44,7 @@ def merge(ckpt_dir: str | Path, out: str | Path, step: str = "latest", backend: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.rl.merge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt-dir", required=True, help="trainer.default_local_dir of the run")
     ap.add_argument("--step", default="latest", help="global step to merge (default: the latest saved)")
     ap.add_argument("--out", required=True, help="Hugging Face folder to write")

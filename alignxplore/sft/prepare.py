@@ -33,7 +33,8 @@ import math
 from pathlib import Path
 
 from ..cli import run_main
-from ..formats import DataError, read_jsonl, validate_sft_row
+from ..formats import BadLines, DataError, iter_jsonl, validate_sft_row
+from ..preflight import check_model, check_output_dir
 from ..history import MAX_MODEL_LEN
 
 log = logging.getLogger("alignxplore.sft.prepare")
@@ -126,25 +127,12 @@ def _failed(where: str, field: str, problem: str) -> dict:
 
 
 def read_sft_rows(path: Path, skip_bad_rows: bool) -> tuple[list[dict], list[str]]:
-    """Validated rows (with ``_where``) and, with ``skip_bad_rows``, the problems of skipped ones."""
-    if not skip_bad_rows:
-        return list(read_jsonl(path, validate_sft_row, keep_where=True)), []
-    rows, bad = [], []
-    if not path.is_file():
-        raise DataError(str(path), None, "no such file")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-                rows.append(validate_sft_row(obj, where) | {"_where": where})
-            except json.JSONDecodeError as err:
-                bad.append(f"{where}: invalid JSON ({err.msg})")
-            except DataError as err:
-                bad.append(str(err))
-    return rows, bad
+    """Validated rows (with ``_where``) and the problems of the bad ones. Every bad line is
+    reported (capped); without ``skip_bad_rows`` one error then names the first and the count."""
+    bad = BadLines(lambda msg: log.warning("%s", msg), skip=skip_bad_rows)
+    rows = list(iter_jsonl(path, validate_sft_row, keep_where=True, on_bad=bad))
+    bad.finish()
+    return rows, [str(e) for e in bad.errors]
 
 
 def length_histogram(lengths: list[int], max_length: int, n_bins: int = 8) -> list[dict]:
@@ -166,9 +154,9 @@ def prepare(data: Path, model: str, out: Path, *, max_length: int = MAX_MODEL_LE
 
     if overlong not in OVERLONG_POLICIES:
         raise ValueError(f"overlong must be one of {OVERLONG_POLICIES}")
+    check_output_dir(out, "--out")
+    check_model(model, "--model", weights=False)
     rows, bad = read_sft_rows(Path(data), skip_bad_rows)
-    for problem in bad:
-        log.warning("skipped bad row: %s", problem)
     if not rows:
         raise DataError(str(data), None, "no usable SFT rows")
     try:
@@ -217,7 +205,7 @@ def prepare(data: Path, model: str, out: Path, *, max_length: int = MAX_MODEL_LE
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.sft.prepare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="SFT JSONL (prompt/completion chat rows)")
     ap.add_argument("--model", required=True, help="model or tokenizer path whose chat template to use")
     ap.add_argument("--out", required=True, help="output folder (datasets.save_to_disk)")

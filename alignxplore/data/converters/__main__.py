@@ -13,8 +13,10 @@ Writes ``users/{name}_train.jsonl`` / ``users/{name}_test.jsonl`` (recommendatio
 AlignX), ``benchmark/{name}_upi.jsonl`` and ``users/{name}_summary.json`` (counts and every
 skip with its reason) under the data root ``--out`` (default ``data``): the scorer, scoring and
 synthesis read ``data/users/``, the evaluation ``data/benchmark/``. Knobs default to the authors' rules: seed 42, 3,000 benchmark users,
-80/20 user split, the per-dataset minimum history and null-query sentence. Bad raw input
-stops with one line ``file:line: field: problem``; expected gaps (unknown ids, short or empty
+80/20 user split, the per-dataset minimum history and null-query sentence. Every bad raw row
+(not UTF-8, not JSON, a missing or malformed field) is reported as ``file:line: field:
+problem`` (up to 20 listed, then counted); the run then stops before writing anything, or
+with ``--skip-bad-rows`` drops and counts them. Expected gaps (unknown ids, short or empty
 users) are skipped and counted.
 """
 from __future__ import annotations
@@ -24,8 +26,9 @@ import json
 from pathlib import Path
 
 from ...cli import run_main
+from ...preflight import check_output_dir
 from . import amazon, mind, movielens, selection
-from .common import BENCHMARK_USERS, SEED, TEST_FRACTION, recommendation_benchmark, write_outputs
+from .common import BENCHMARK_USERS, SEED, TEST_FRACTION, recommendation_benchmark, start_bad_rows, write_outputs
 
 RECOMMENDATION = {"mind": mind, "amazon": amazon, "movielens": movielens}
 RAW = Path("data/raw")  # default raw inputs: data/raw/<dataset>/ (relative to the working directory)
@@ -39,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", type=Path, default=Path("data"), help="data root: writes OUT/users/ and OUT/benchmark/ (default: %(default)s)")
         p.add_argument("--name", default=None, help="file-name prefix (default: the dataset)")
         p.add_argument("--seed", type=int, default=SEED)
+        p.add_argument("--skip-bad-rows", action="store_true", help="report, count and drop bad raw rows instead of stopping (every bad row is reported either way)")
         if rec:
             p.add_argument("--min-interactions", type=int, default=None, help="minimum behaviours per user (MIND 9, Amazon/MovieLens 17)")
             p.add_argument("--test-fraction", type=float, default=TEST_FRACTION, help="share of users in the test split")
@@ -75,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def convert(args) -> dict:
     name = args.name or args.dataset
+    check_output_dir(args.out, "--out")  # before reading gigabytes of raw data
+    start_bad_rows(args.skip_bad_rows)
     if args.dataset in RECOMMENDATION:
         module = RECOMMENDATION[args.dataset]
         knobs = {"seed": args.seed}

@@ -20,6 +20,7 @@ import random
 from pathlib import Path
 
 from ...formats import DataError
+from . import common
 from .common import SEED, TEST_FRACTION, NegativeSampler, Skips, json_lines, require, split_users
 
 NULL_QUERY = "Please recommend some books to me."  # not in the release; ours
@@ -37,25 +38,27 @@ def convert(reviews: Path, meta: Path, *, min_interactions: int = 17, test_fract
     skips = Skips()
     items: dict[str, str] = {}
     for where, row in json_lines(meta, python_literals=True):
-        require(row, ("asin", "title"), where)
-        title = _text(row["title"])
-        if not title.strip():
-            skips.add("metadata entry without a title")
-            continue
-        items[row["asin"]] = f"Title: {title}\nDescription: {_text(row.get('description'))}"
+        with common.bad_rows.catch():  # a bad row is reported; the others still checked
+            require(row, ("asin", "title"), where)
+            title = _text(row["title"])
+            if not title.strip():
+                skips.add("metadata entry without a title")
+                continue
+            items[row["asin"]] = f"Title: {title}\nDescription: {_text(row.get('description'))}"
     by_user: dict[str, list[tuple[int, str]]] = {}
     for where, row in json_lines(reviews):
-        require(row, ("reviewerID", "asin", "unixReviewTime"), where)
-        if not isinstance(row["asin"], str):
-            raise DataError(where, "asin", f"expected a string, got {type(row['asin']).__name__}")
-        if row["asin"] not in items:
-            skips.add("review of an item missing from the metadata")
-            continue
-        try:
-            when = int(row["unixReviewTime"])
-        except (TypeError, ValueError):
-            raise DataError(where, "unixReviewTime", f"{row['unixReviewTime']!r} is not a unix time") from None
-        by_user.setdefault(str(row["reviewerID"]), []).append((when, row["asin"]))
+        with common.bad_rows.catch():  # a bad row is reported; the others still checked
+            require(row, ("reviewerID", "asin", "unixReviewTime"), where)
+            if not isinstance(row["asin"], str):
+                raise DataError(where, "asin", f"expected a string, got {type(row['asin']).__name__}")
+            if row["asin"] not in items:
+                skips.add("review of an item missing from the metadata")
+                continue
+            try:
+                when = int(row["unixReviewTime"])
+            except (TypeError, ValueError):
+                raise DataError(where, "unixReviewTime", f"{row['unixReviewTime']!r} is not a unix time") from None
+            by_user.setdefault(str(row["reviewerID"]), []).append((when, row["asin"]))
     rng = random.Random(seed)
     sampler = NegativeSampler(items, rng)
     histories: dict[str, list[dict]] = {}

@@ -24,7 +24,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from ...formats import DataError, write_jsonl
+from contextlib import contextmanager
+
+from ...formats import BadLines, DataError, parse_json_line, write_jsonl
 
 SEED = 42
 BENCHMARK_USERS = 3000
@@ -38,6 +40,31 @@ class Skips(Counter):
         self[reason] += n
 
 
+class RawBadRows(BadLines):
+    """Bad raw rows of one conversion, the same policy as every other reader: each is reported
+    (capped), then the run stops before writing anything, or with ``--skip-bad-rows`` they are
+    dropped and counted in the summary. Readers report line-level problems (not UTF-8, not
+    JSON, wrong field count); converters wrap each row's own checks in :meth:`catch`."""
+
+    @contextmanager
+    def catch(self):
+        try:
+            yield
+        except DataError as err:
+            self(err)
+
+
+# One conversion per process: the converter CLI resets it (start_bad_rows) and
+# write_outputs settles it before anything is written.
+bad_rows = RawBadRows(skip=False)
+
+
+def start_bad_rows(skip: bool) -> RawBadRows:
+    global bad_rows
+    bad_rows = RawBadRows(skip=skip)
+    return bad_rows
+
+
 def open_text(path: Path):
     path = Path(path)
     if not path.is_file():
@@ -49,24 +76,30 @@ def open_text(path: Path):
 
 def json_lines(path: Path, *, python_literals: bool = False) -> Iterator[tuple[str, dict]]:
     """``(file:line, object)`` per non-blank line; ``python_literals`` also accepts the
-    Python-dict lines of some Amazon metadata dumps."""
-    with open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    Python-dict lines of some Amazon metadata dumps. Each line is decoded on its own: a
+    non-UTF-8 or unparseable line goes to :data:`bad_rows` and reading goes on."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), None, "no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
                 continue
             where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                if not python_literals:
-                    raise DataError(where, None, f"invalid JSON ({err.msg} at column {err.colno})") from None
+            with bad_rows.catch():
                 try:
-                    obj = ast.literal_eval(line.strip())
-                except (ValueError, SyntaxError):
-                    raise DataError(where, None, "neither JSON nor a Python literal") from None
-            if not isinstance(obj, dict):
-                raise DataError(where, None, f"expected an object, got {type(obj).__name__}")
-            yield where, obj
+                    obj = parse_json_line(raw, where)
+                except DataError:
+                    if not python_literals:
+                        raise
+                    try:
+                        obj = ast.literal_eval(raw.decode("utf-8").strip())
+                    except (ValueError, SyntaxError, UnicodeDecodeError, RecursionError):
+                        raise DataError(where, None, "neither JSON nor a Python literal") from None
+                if not isinstance(obj, dict):
+                    raise DataError(where, None, f"expected an object, got {type(obj).__name__}")
+                yield where, obj
 
 
 def records(path: Path) -> Iterator[tuple[str, dict]]:
@@ -95,17 +128,21 @@ def records(path: Path) -> Iterator[tuple[str, dict]]:
         for i, row in enumerate(pq.read_table(path).to_pylist()):
             yield f"{path}:row {i}", row
         return
-    with open_text(path) as fh:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
         head = fh.read(1 << 16).lstrip()
-    if head.startswith("["):
+    if head.startswith(b"["):
         with open_text(path) as fh:
             try:
                 rows = json.load(fh)
             except json.JSONDecodeError as err:
                 raise DataError(f"{path}:{err.lineno}", None, f"invalid JSON ({err.msg})") from None
+            except UnicodeDecodeError as err:
+                raise DataError(str(path), None, f"not UTF-8 (byte 0x{err.object[err.start]:02x} at byte {err.start + 1})") from None
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
-                raise DataError(f"{path}:item {i}", None, f"expected an object, got {type(row).__name__}")
+                bad_rows(DataError(f"{path}:item {i}", None, f"expected an object, got {type(row).__name__}"))
+                continue
             yield f"{path}:item {i}", row
         return
     yield from json_lines(path)
@@ -119,10 +156,24 @@ def require(row: dict, keys: tuple[str, ...], where: str) -> None:
 
 def delimited(path: Path, names: tuple[str, ...] | None, *, delimiter: str, header: bool) -> Iterator[tuple[str, dict]]:
     """Rows of a CSV/TSV file as dicts. ``names`` = the columns the converter needs (checked
-    against the header), or the full column list of a header-less file."""
-    with open_text(path) as fh:
+    against the header), or the full column list of a header-less file. Lines are decoded one
+    at a time: a non-UTF-8 line is a bad row (reported) and reads as blank."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), None, "no such file")
+
+    def decoded(fh):
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                bad_rows(DataError(f"{path}:{lineno}", None, f"not UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1})"))
+                yield "\n"
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
         quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-        reader = csv.reader(fh, delimiter=delimiter, quoting=quoting)
+        reader = csv.reader(decoded(fh), delimiter=delimiter, quoting=quoting)
         columns = names
         if header:
             first = next(reader, None)
@@ -136,7 +187,8 @@ def delimited(path: Path, names: tuple[str, ...] | None, *, delimiter: str, head
             if not fields:
                 continue
             if len(fields) != len(columns):
-                raise DataError(f"{path}:{lineno}", None, f"expected {len(columns)} tab/comma-separated fields, got {len(fields)}")
+                bad_rows(DataError(f"{path}:{lineno}", None, f"expected {len(columns)} tab/comma-separated fields, got {len(fields)}"))
+                continue
             yield f"{path}:{lineno}", dict(zip(columns, fields))
 
 
@@ -167,6 +219,13 @@ def recommendation_benchmark(test_users: list[dict], null_query: str, n_users: i
 
 
 def write_outputs(name: str, out_dir: Path, *, train: list[dict] | None, test: list[dict] | None, benchmark: list[dict] | None, skips: Skips, extra: dict | None = None) -> dict:
+    try:
+        bad_rows.finish()  # default: every bad raw row reported, then stop before writing
+    finally:
+        n_bad = len(bad_rows)
+        start_bad_rows(bad_rows.skip)  # the next conversion in this process starts clean
+    if n_bad:
+        skips.add("bad raw row (reported above)", n_bad)
     users_dir, bench_dir = Path(out_dir) / "users", Path(out_dir) / "benchmark"
     users_dir.mkdir(parents=True, exist_ok=True)
     summary: dict = {"dataset": name}

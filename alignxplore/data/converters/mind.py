@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ...formats import DataError
+from . import common
 from .common import SEED, NegativeSampler, Skips, delimited
 
 NULL_QUERY = "Please recommend some news to me."
@@ -35,14 +36,15 @@ def convert(folders: list[Path], *, min_pairs: int = 9, train_fraction: float = 
     users: dict[str, dict] = {}
     for d in folders:
         for where, row in delimited(Path(d) / "behaviors.tsv", BEHAVIOR_COLUMNS, delimiter="\t", header=False):
-            try:
-                when = datetime.strptime(row["Time"], TIME_FORMAT)
-            except ValueError:
-                raise DataError(where, "Time", f"{row['Time']!r} is not like 11/15/2019 8:55:22 AM") from None
-            u = users.setdefault(row["UserID"], {"history": "", "impressions": []})
-            if len(row["History"]) > len(u["history"]):
-                u["history"] = row["History"]
-            u["impressions"].append((when, row["Impressions"]))
+            with common.bad_rows.catch():  # a bad row is reported; the others still checked
+                try:
+                    when = datetime.strptime(row["Time"], TIME_FORMAT)
+                except ValueError:
+                    raise DataError(where, "Time", f"{row['Time']!r} is not like 11/15/2019 8:55:22 AM") from None
+                u = users.setdefault(row["UserID"], {"history": "", "impressions": []})
+                if len(row["History"]) > len(u["history"]):
+                    u["history"] = row["History"]
+                u["impressions"].append((when, row["Impressions"]))
     rng = random.Random(seed)
     sampler = NegativeSampler(news, rng)
     kept: list[dict] = []

@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 
 from ...formats import DataError
+from . import common
 from .common import SEED, TEST_FRACTION, NegativeSampler, Skips, delimited, split_users
 
 NULL_QUERY = "Please recommend some movies to me."  # the sentence in the authors' scoring script
@@ -25,11 +26,12 @@ def convert(ratings: Path, movies: Path, *, min_interactions: int = 17, test_fra
     titles = {row["movieId"]: f"Title: {row['title']}, Genres: {row['genres']}" for _, row in delimited(movies, ("movieId", "title", "genres"), delimiter=",", header=True)}
     by_user: dict[int, list[tuple[int, str]]] = {}
     for where, row in delimited(ratings, ("userId", "movieId", "timestamp"), delimiter=",", header=True):
-        try:
-            user, when = int(row["userId"]), int(row["timestamp"])
-        except ValueError:
-            raise DataError(where, "userId/timestamp", f"not integers: {row['userId']!r}, {row['timestamp']!r}") from None
-        by_user.setdefault(user, []).append((when, row["movieId"]))
+        with common.bad_rows.catch():  # a bad row is reported; the others still checked
+            try:
+                user, when = int(row["userId"]), int(row["timestamp"])
+            except ValueError:
+                raise DataError(where, "userId/timestamp", f"not integers: {row['userId']!r}, {row['timestamp']!r}") from None
+            by_user.setdefault(user, []).append((when, row["movieId"]))
     rng = random.Random(seed)
     sampler = NegativeSampler({m for rs in by_user.values() for _, m in rs}, rng)
     eligible, negatives = [], {}
