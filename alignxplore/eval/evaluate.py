@@ -18,7 +18,12 @@ mode (FORMATS.md §2, §4):
   prompt, measured with ``history[-1]`` as the A/B pair, is under the budget; a user left
   with nothing is skipped);
 * protocol ``sampled`` (default, the published one) or ``teacher-forced``
-  (:mod:`alignxplore.judge`); P(A), P(B) are recorded for every item either way.
+  (:mod:`alignxplore.judge`); P(A), P(B) are recorded for every item either way;
+* the sampled answer gets ``--judge-max-new-tokens`` (16), except the direct baseline on a
+  non-recommendation set, which gets ``--direct-selection-max-new-tokens`` (4,096, the
+  authors' ``evaluate_direct_select.py``: a raw-history judge may answer wordily, and an
+  answer cut at 16 tokens is unparseable, hence wrong). The value is recorded per result
+  (``protocol.settings``) and per item, so a resumed run re-judges items sampled under another.
 
 Writes ``RESULTS_DIR/RUN/MODE/NAME.json``: ``protocol`` (name + settings), ``metrics``
 (:mod:`alignxplore.metrics`), ``accounting`` (every benchmark user: judged, failed, or
@@ -47,6 +52,17 @@ from .registry import DEFAULT_REGISTRY, Benchmark, load_benchmarks, load_registr
 
 log = logging.getLogger("alignxplore.evaluate")
 EVAL_MODES = ("direct", "full", "streaming")
+# The authors' direct selection baseline (evaluate_direct_select.py) samples up to 4,096 new
+# tokens; their direct recommendation baseline and every summary-based judge 16.
+DIRECT_SELECTION_MAX_NEW_TOKENS = 4096
+
+
+def protocol_for(config: dict, bench: Benchmark, mode: str) -> dict:
+    """The run's protocol, with the direct selection baseline's answer budget where it applies."""
+    protocol = config["protocol"]
+    if mode == "direct" and bench.task != "recommendation":
+        return protocol | {"settings": protocol["settings"] | {"max_new_tokens": config["direct_selection_max_new_tokens"]}}
+    return protocol
 
 
 def load_summaries(path: Path) -> dict[str, dict]:
@@ -116,7 +132,7 @@ def build_items(rows: list[dict], bench: Benchmark, mode: str, summaries: dict |
 
 def evaluate_benchmark(judge, bench: Benchmark, mode: str, rows: list[dict], summaries: dict | None, out_dir: Path, config: dict,
                        generator_skips: dict[str, str] | None = None) -> dict:
-    protocol = config["protocol"]
+    protocol = protocol_for(config, bench, mode)
     sampling = JudgeSampling(**protocol["settings"])
     items, skipped = build_items(rows, bench, mode, summaries, judge, config["judge_prompt_budget"], config["placement_seed"], generator_skips)
     for uid, reason in skipped.items():
@@ -125,7 +141,8 @@ def evaluate_benchmark(judge, bench: Benchmark, mode: str, rows: list[dict], sum
 
     def done(uid: str, item: JudgeItem) -> bool:
         rec = sink.done.get(uid)
-        return rec is not None and rec.get("protocol") == protocol["name"] and rec.get("chosen_is_a") == item.chosen_is_a
+        same_budget = protocol["name"] != "sampled" or rec is not None and rec.get("max_new_tokens", JudgeSampling().max_new_tokens) == sampling.max_new_tokens
+        return rec is not None and rec.get("protocol") == protocol["name"] and rec.get("chosen_is_a") == item.chosen_is_a and same_budget
 
     todo = [(u, k, it) for u, k, it in items if not done(u, it)]
     t0 = time.time()
@@ -133,7 +150,7 @@ def evaluate_benchmark(judge, bench: Benchmark, mode: str, rows: list[dict], sum
     if todo:
         seeds = [sampling.seed + k for _, k, _ in todo]
         results = score_items(judge, [it for _, _, it in todo], protocol=protocol["name"], sampling=sampling, seeds=seeds)
-        recs = [{"userid": u, "protocol": protocol["name"]} | r for (u, _, _), r in zip(todo, results)]
+        recs = [{"userid": u, "protocol": protocol["name"], "max_new_tokens": sampling.max_new_tokens} | r for (u, _, _), r in zip(todo, results)]
         sink.append([r for r in recs if "error" not in r])
         failed = [r for r in recs if "error" in r]
     failed_ids = {r["userid"] for r in failed}
@@ -196,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--judge-top-p", type=float, default=d.top_p)
     g.add_argument("--judge-max-new-tokens", type=int, default=d.max_new_tokens)
     g.add_argument("--judge-seed", type=int, default=d.seed, help="item i of a file is sampled with seed JUDGE_SEED + i")
+    g.add_argument("--direct-selection-max-new-tokens", type=int, default=DIRECT_SELECTION_MAX_NEW_TOKENS,
+                   help="answer budget of the direct baseline on non-recommendation sets (the authors' 4,096)")
     ap.add_argument("--judge-prompt-budget", type=int, default=MAX_PROMPT_TOKENS, help="token budget of recommendation direct-baseline judge prompts")
     add_backend_args(ap, "judge-", what="judge")
     return ap
@@ -243,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "placement_seed": args.seed,
         "placement": "random.Random(seed).randint(0, 1) per item in summaries-file order; 1 = chosen is Item A; recommendation sets skip empty histories without drawing",
         "judge_prompt_budget": args.judge_prompt_budget,
+        "direct_selection_max_new_tokens": args.direct_selection_max_new_tokens,
         "summaries_dir": args.summaries_dir,
         "data_dir": args.data_dir,
         "limit": args.limit,
