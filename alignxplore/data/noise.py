@@ -46,7 +46,7 @@ import random
 from pathlib import Path
 
 from ..cli import run_main
-from ..formats import NO_NEGATIVE_SAMPLE, DataError, read_jsonl, write_jsonl
+from ..formats import NO_NEGATIVE_SAMPLE, DataError, derived_userid, read_jsonl, write_jsonl
 
 MODES = ("append", "prepend", "interleave")
 NO_NEGATIVES = "no-negatives"
@@ -137,8 +137,10 @@ def drop_negatives(base: list[dict]) -> list[dict]:
 def _rows(path: str) -> list[dict]:
     rows = []
     for rec in read_jsonl(path, keep_where=True):
-        if not isinstance(rec.get("history"), list) or "userid" not in rec:
-            raise DataError(rec["_where"], "history" if "userid" in rec else "userid", "missing (not a benchmark row)")
+        if not isinstance(rec.get("history"), list):
+            raise DataError(rec["_where"], "history", "missing (not a benchmark row)")
+        if rec.get("userid") is None:  # as the evaluation loader derives it, so both files share the id
+            rec["userid"] = derived_userid(rec)
         rows.append(rec)
     return rows
 
