@@ -36,3 +36,13 @@ SECTIONS = {
     "full": "Full-history preference inference",
     "streaming": "Streaming preference inference",
 }
+
+# Cross-task transfer (full history; judge presumably Qwen3-8B non-thinking): the summary is
+# inferred from one task's history and judged on the other task's target of the same user.
+# model -> (R.S. -> Rec., Rec. -> R.S., published average). The user set was not released.
+CROSS_TASK_COLUMNS = ("R.S. → Rec.", "Rec. → R.S.")
+CROSS_TASK_RESULTS: dict[str, tuple[float, float, float]] = {
+    "TALLRec": (49.90, 49.80, 49.85),
+    "Qwen3-8B thinking": (57.90, 50.40, 54.15),
+    "AlignXplore+": (74.90, 51.10, 63.00),
+}
