@@ -153,30 +153,25 @@ def render_html(rows: list[Row], metric: str = "accuracy") -> str:
 
 
 def plot_grouped_bars(rows: list[Row], path: str | Path) -> None:
-    """Grouped bars per benchmark: our rows plus the published AlignXplore+ rows."""
-    import matplotlib
+    """The main-results figure; its code lives in ``figures/main_results.py`` (one script per
+    paper figure), loaded from the repository so ``--figure`` keeps working."""
+    import importlib.util
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    script = Path(__file__).resolve().parents[2] / "figures" / "main_results.py"
+    if not script.is_file():
+        raise FileNotFoundError(f"{script}: the figure scripts ship with the repository checkout, not the installed package")
+    spec = importlib.util.spec_from_file_location("alignxplore_figure_main_results", script)
+    module = importlib.util.module_from_spec(spec)
+    import sys
 
-    shown = [r for r in rows if r.source == "ours"] + [r for r in rows if r.source == "paper" and r.label == "AlignXplore+"]
-    if not shown:
+    sys.path.insert(0, str(script.parent))  # its _common helper
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(script.parent))
+    if not rows:
         raise ValueError("no rows to plot")
-    cols = _columns(shown)
-    width = 0.8 / len(shown)
-    fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(cols)), 4.5))
-    for k, r in enumerate(shown):
-        xs = [i + (k - (len(shown) - 1) / 2) * width for i in range(len(cols))]
-        ax.bar(xs, [r.values.get(c, 0.0) for c in cols], width, label=f"{r.label} [{r.section}, {r.source}]")
-    ax.set_xticks(range(len(cols)), cols, rotation=20)
-    ax.set_ylabel("judge accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.axhline(50, color="grey", lw=0.8, ls="--")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    module.draw(rows, path, with_paper=any(r.source == "paper" for r in rows))
 
 
 def main(argv: list[str] | None = None) -> int:
