@@ -30,7 +30,9 @@ PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo pyth
   --judge-base-url "$JUDGE_BASE_URL" --data-dir "$DATA_DIR" --summaries-dir "$SUMMARIES_DIR" \
   --results-dir "$RESULTS_DIR" --run-name "$RUN_NAME" --modes "$MODES" --benchmarks "$BENCHMARKS" "$@"
 
-"$PYTHON" -m alignxplore.eval.table --results-dir "$RESULTS_DIR" --out "$RESULTS_DIR/table"
+# the table of this judge's published rows (Qwen3-8B: the main table -> table.{md,html};
+# Qwen2.5-7B-Instruct / GPT-OSS-20B: their cross-model transfer tables -> table_<judge>.{md,html})
+"$PYTHON" -m alignxplore.eval.table --results-dir "$RESULTS_DIR" --judge "$JUDGE_MODEL"
 # the paper's figures (figures/, one script each) over every result so far, beside the published values
 for fig in main_results model_transfer task_transfer; do
   "$PYTHON" "figures/$fig.py" --results-dir "$RESULTS_DIR" --out "$FIGURES_DIR/$fig.png"

@@ -44,15 +44,10 @@ def load_results(results_dir: str | Path) -> list[dict]:
 
 def judge_name(res: dict) -> str:
     """The judge a result was scored with, as the published tables name it (else its own name)."""
+    from alignxplore.eval.paper_results import published_judge
+
     model = str((res.get("config") or {}).get("judge_model", ""))
-    low = model.lower()
-    if "qwen2.5-7b" in low:
-        return "Qwen2.5-7B-Instruct"
-    if "gpt-oss-20b" in low:
-        return "GPT-OSS-20B"
-    if "qwen3-8b" in low:
-        return "Qwen3-8B"
-    return Path(model).name or "unknown judge"
+    return published_judge(model) or Path(model).name or "unknown judge"
 
 
 def save(fig, path: str | Path) -> Path:

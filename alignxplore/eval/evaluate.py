@@ -47,6 +47,7 @@ from ..formats import ResumableJsonl, read_jsonl_checked, validate_summary_row
 from ..history import MAX_PROMPT_TOKENS, truncate_to_budget
 from ..judge import JUDGE_SEED, PROTOCOLS, JudgeItem, ab_placement, score_items
 from ..metrics import summarize
+from ..model_protocols import protocol_for as model_protocol_for
 from ..prompts import direct_baseline_summary, judge_messages
 from .registry import DEFAULT_REGISTRY, Benchmark, load_benchmarks, load_registry, select_benchmarks
 
@@ -57,11 +58,20 @@ EVAL_MODES = ("direct", "full", "streaming")
 DIRECT_SELECTION_MAX_NEW_TOKENS = 4096
 
 
+# The metrics read from the teacher-forced P(A)/P(B); null for a judge without that read-out.
+READOUT_METRICS = ("argmax_accuracy", "expected_accuracy", "expected_accuracy_se", "sampled_accuracy_sd", "mean_confidence",
+                   "roc_auc", "authors_confidence", "authors_roc_auc")
+
+
 def protocol_for(config: dict, bench: Benchmark, mode: str) -> dict:
-    """The run's protocol, with the direct selection baseline's answer budget where it applies."""
+    """The run's protocol, with the answer budget of this judge and mode: the direct selection
+    baseline's 4,096; else the judge's own (GPT-OSS-20B: 2,048) or the run's (16)."""
     protocol = config["protocol"]
     if mode == "direct" and bench.task != "recommendation":
         return protocol | {"settings": protocol["settings"] | {"max_new_tokens": config["direct_selection_max_new_tokens"]}}
+    judge_tokens = (protocol.get("judge") or {}).get("judge_max_new_tokens")
+    if judge_tokens:
+        return protocol | {"settings": protocol["settings"] | {"max_new_tokens": judge_tokens}}
     return protocol
 
 
@@ -149,13 +159,17 @@ def evaluate_benchmark(judge, bench: Benchmark, mode: str, rows: list[dict], sum
     failed = []
     if todo:
         seeds = [sampling.seed + k for _, k, _ in todo]
-        results = score_items(judge, [it for _, _, it in todo], protocol=protocol["name"], sampling=sampling, seeds=seeds)
+        results = score_items(judge, [it for _, _, it in todo], protocol=protocol["name"], sampling=sampling, seeds=seeds,
+                              parse=model_protocol_for(config["judge_model"]).selection)
         recs = [{"userid": u, "protocol": protocol["name"], "max_new_tokens": sampling.max_new_tokens} | r for (u, _, _), r in zip(todo, results)]
         sink.append([r for r in recs if "error" not in r])
         failed = [r for r in recs if "error" in r]
     failed_ids = {r["userid"] for r in failed}
     records = [sink.done[u] for u, _, _ in items if u not in failed_ids] + failed
     metrics = summarize(records, with_auc=bench.auc)
+    if not (protocol.get("judge") or {}).get("readout_available", True):
+        metrics |= {k: None for k in READOUT_METRICS if k in metrics}
+        metrics["readout_unavailable"] = "this judge's teacher-forced read-out skips its own analysis (alignxplore/model_protocols.py)"
     accounting = {
         "n_benchmark_users": len(rows),
         "n_judged": metrics["n_scored"],
@@ -247,10 +261,14 @@ def main(argv: list[str] | None = None) -> int:
                 log.warning("no %s summaries for %s (%s): skipped", mode, b.name, path)
 
     sampling = JudgeSampling(args.judge_temperature, args.judge_top_k, args.judge_top_p, args.judge_max_new_tokens, args.judge_seed)
+    judge_protocol = model_protocol_for(args.judge_model)
+    if args.judge_protocol == "teacher-forced" and not judge_protocol.readout_available:
+        raise SystemExit(f"error: --judge-protocol teacher-forced is not defined for {args.judge_model} ({judge_protocol.note})")
     protocol = {
+        "judge": judge_protocol.as_dict(),
         "name": args.judge_protocol,
         "settings": sampling.as_dict(),
-        "parse_rule": "text after the last </think>; json.loads, else json.loads of the first \\{.*\\} match; selection must be exactly 'Item A' or 'Item B'; unparseable = wrong",
+        "parse_rule": "the judge's answer part (after the last </think>; GPT-OSS: its final channel, none = unparseable); json.loads, else json.loads of the first \\{.*\\} match; selection must be exactly 'Item A' or 'Item B'; unparseable = wrong",
         "thinking": False,
         "readout": "teacher-forced next-token P(' A') vs P(' B') after '{\"selection\": \"Item', recorded for every item",
     }

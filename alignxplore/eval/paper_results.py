@@ -124,3 +124,15 @@ def aggregates(values: dict[str, float]) -> dict[str, float | None]:
     for name, cols in MODEL_TRANSFER_AGGREGATES.items():
         out[name] = sum(values[c] for c in cols) / len(cols) if all(c in values for c in cols) else None
     return out
+
+
+PUBLISHED_JUDGES = (MAIN_JUDGE, "Qwen2.5-7B-Instruct", "GPT-OSS-20B")
+
+
+def published_judge(model: str) -> str | None:
+    """The published judge a judge model (name or path) is, or None (another judge)."""
+    low = str(model).lower()
+    for judge, key in ((MAIN_JUDGE, "qwen3-8b"), ("Qwen2.5-7B-Instruct", "qwen2.5-7b-instruct"), ("GPT-OSS-20B", "gpt-oss-20b")):
+        if key in low:
+            return judge
+    return None

@@ -54,7 +54,7 @@ def mixed_faults(key: str, attempt: int) -> str | None:
 
 class FakeOpenAIServer:
     def __init__(self, *, latency: float = 0.0, fault_plan: FaultPlan | None = None, hang_seconds: float = 30.0, unparseable_fraction: float = 0.0,
-                 tokenizer: str | None = None, serve_tokenize: bool = True, max_model_len: int | None = None):
+                 tokenizer: str | None = None, serve_tokenize: bool = True, max_model_len: int | None = None, harmony: bool = False):
         # /tokenize answers with the real tokenizer of the model the server stands for (the
         # Qwen3 judge / teacher: the one every Qwen3 size shares); serve_tokenize=False plays a
         # server without it (SGLang, a hosted API).
@@ -63,7 +63,10 @@ class FakeOpenAIServer:
         # max_model_len: served at GET /v1/models and enforced as vLLM does (HTTP 400 when
         # prompt tokens + max_tokens exceed it); None: no /v1/models, no limit.
         self.max_model_len = max_model_len
-        self.max_tokens_sent: list[int] = []
+        self.max_tokens_sent: list[int] = []  # max_tokens of every generation / sampled-judge request
+        # harmony: answer like GPT-OSS as vLLM returns its text (special tokens skipped): an
+        # analysis channel, then "assistantfinal" and the answer
+        self.harmony = harmony
         self.tokenize_requests = 0
         self.latency = latency
         self.unparseable_fraction = unparseable_fraction
@@ -109,8 +112,9 @@ class FakeOpenAIServer:
             if fault == "disconnect":
                 request.transport.close()
                 return web.Response(status=500)
-            if self.max_model_len is not None:
+            if not body.get("continue_final_message"):
                 self.max_tokens_sent.append(int(body.get("max_tokens") or 0))
+            if self.max_model_len is not None:
                 n = len(self._chat_tokens(body))
                 if n + int(body.get("max_tokens") or 0) > self.max_model_len:
                     return web.json_response({"error": {"message": f"This model's maximum context length is {self.max_model_len} tokens. "
@@ -190,6 +194,9 @@ class FakeOpenAIServer:
             text = UNPARSEABLE_ANSWER
         else:
             text = json.dumps({"selection": f"Item {letter}"})
+        if self.harmony:  # a draft JSON in the analysis must not be what is parsed
+            other = "B" if letter == "A" else "A"
+            text = f'analysisMaybe {{"selection": "Item {other}"}}? Let me check the preference.assistantfinal{text}'
         p = fake_p_a(messages) if letter == "A" else 1 - fake_p_a(messages)
         token = JUDGE_LETTER_TOKENS[letter]
         return {
@@ -209,6 +216,8 @@ class FakeOpenAIServer:
     def _generation_answer(self, body: dict) -> dict:
         digest = request_key(body["messages"])[:8]
         text = f"<think>\nreasoning {digest}\n</think>\n\nThe user prefers items like {digest}."
+        if self.harmony:
+            text = f"analysisreasoning {digest}, no think tags here.assistantfinalThe user prefers items like {digest}."
         return {
             "id": "fake",
             "object": "chat.completion",
