@@ -20,12 +20,17 @@ JUDGES = (MAIN_JUDGE, "Qwen2.5-7B-Instruct", "GPT-OSS-20B")
 
 
 def our_aggregates(results: list[dict], metric: str = "accuracy") -> dict[str, dict[str, dict[str, float | None]]]:
-    """judge -> our run label -> aggregates, over full-history results."""
+    """judge -> our run label -> aggregates, over full-history results. A judge with no
+    published table (a tiny or local one, the demo's) goes in the main judge's panel, as in
+    ``python -m alignxplore.eval.table``."""
     values: dict[str, dict[str, dict[str, float]]] = {}
     for res in results:
         v = res["metrics"].get(metric)
+        judge = judge_name(res)
+        if judge not in JUDGES:
+            judge = MAIN_JUDGE
         if res["mode"] == "full" and v is not None:
-            values.setdefault(judge_name(res), {}).setdefault(res["label"], {})[res["column"]] = v
+            values.setdefault(judge, {}).setdefault(res["label"], {})[res["column"]] = v
     return {j: {label: aggregates(cols) for label, cols in runs.items()} for j, runs in values.items()}
 
 

@@ -34,6 +34,7 @@ def fixture_results(root: Path) -> Path:
         write_result(root, "ours-qwen25", "/ckpt/Qwen2.5-7B-Instruct", "full", name, col, 55.0 + i)
     write_result(root, "ours-qwen3", "Qwen/Qwen3-8B", "full", "rs_to_rec", "R.S. → Rec.", 70.0)
     write_result(root, "ours-qwen3", "Qwen/Qwen3-8B", "full", "rec_to_rs", "Rec. → R.S.", 52.0)
+    write_result(root, "ours-tiny", "/tmp/tiny-qwen3", "full", "mind", "MIND", 51.0)  # a judge with no published table
     (root / "table.json").write_text(json.dumps({"not": "a result"}))
     return root
 
@@ -51,9 +52,11 @@ def test_each_figure_script_writes_a_png(tmp_path, script):
 
 def test_model_transfer_puts_ours_beside_the_same_judge_only(tmp_path):
     results = load_results(fixture_results(tmp_path))
-    assert {judge_name(r) for r in results} == {"Qwen3-8B", "Qwen2.5-7B-Instruct"}
+    assert {judge_name(r) for r in results} == {"Qwen3-8B", "Qwen2.5-7B-Instruct", "tiny-qwen3"}
     ours = model_transfer.our_aggregates(results)
     assert set(ours) == {"Qwen3-8B", "Qwen2.5-7B-Instruct"} and set(ours["Qwen2.5-7B-Instruct"]) == {"ours-qwen25"}
+    assert set(ours["Qwen3-8B"]) == {"ours-qwen3", "ours-tiny"}  # no published table: the main judge's panel, as the table does
+    assert ours["Qwen3-8B"]["ours-tiny"]["In-domain Rec."] is None  # Amazon missing: that aggregate is not drawn
     agg = ours["Qwen3-8B"]["ours-qwen3"]  # MIND 60, Amazon 61, AlignX 62, MovieLens 63, PersonaMem 64, Info. 65, Style 66, Expertise 67
     assert agg == {"In-domain Rec.": 60.5, "In-domain R.S.": 62.0, "Out-of-domain Rec.": 63.0, "Out-of-domain R.S.": (65 + 66 + 67 + 64) / 4}
 
