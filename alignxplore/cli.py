@@ -53,7 +53,8 @@ def add_backend_args(ap, prefix: str = "", *, what: str = "model") -> None:
                    help="hf (transformers), vllm (offline engine), openai (HTTP server) or embedding (a sentence-encoder judge for CPU demos; model 'packaged')")
     g.add_argument(f"--{prefix}model", required=True, help="checkpoint path (hf, vllm) or served model name (openai)")
     g.add_argument(f"--{prefix}tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model replica")
-    g.add_argument(f"--{prefix}max-model-len", type=int, default=MAX_MODEL_LEN, help="vllm: context length")
+    g.add_argument(f"--{prefix}max-model-len", type=int, default=None,
+                   help=f"vllm: context length (default {MAX_MODEL_LEN}); openai: the server's, to cap max_tokens by (default: its /v1/models max_model_len)")
     g.add_argument(f"--{prefix}gpu-memory-utilization", type=float, default=0.9, help="vllm: share of GPU memory")
     g.add_argument(f"--{prefix}dtype", default="auto", help="hf/vllm weight dtype (auto: bf16 on GPU, fp32 on CPU)")
     g.add_argument(f"--{prefix}batch-size", type=int, default=8, help="hf: prompts per forward/generate batch (at most)")
@@ -115,7 +116,7 @@ def backend_from_args(args, prefix: str = ""):
     elif name == "vllm":
         opts = dict(
             tensor_parallel_size=get("tensor_parallel_size"),
-            max_model_len=get("max_model_len"),
+            max_model_len=get("max_model_len") or MAX_MODEL_LEN,
             gpu_memory_utilization=get("gpu_memory_utilization"),
             dtype=get("dtype"),
         )
@@ -123,6 +124,6 @@ def backend_from_args(args, prefix: str = ""):
         opts = dict(batch_size=get("batch_size"))
     else:
         opts = dict(base_url=get("base_url"), api_key=get("api_key"), concurrency=get("concurrency"), timeout=get("timeout"),
-                    max_retries=get("max_retries"), tokenizer=get("tokenizer"))
+                    max_retries=get("max_retries"), tokenizer=get("tokenizer"), max_model_len=get("max_model_len"))
     log.info("loading %s backend for %s", name, get("model"))
     return load_backend(name, get("model"), **opts)

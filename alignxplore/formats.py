@@ -54,9 +54,10 @@ def validate_finite(value: Any, where: str, field: str) -> float:
     return float(value)
 
 
-def validate_triple(obj: Any, where: str, prefix: str = "") -> Record:
+def validate_triple(obj: Any, where: str, prefix: str = "", *, allow_empty_items: bool = False) -> Record:
     """A behaviour ``{query, chosen, rejected}``. ``query`` may be empty (recommendation data
-    converters fill it); ``chosen`` and ``rejected`` must be non-empty strings."""
+    converters fill it); ``chosen`` and ``rejected`` must be strings, non-empty unless
+    ``allow_empty_items`` (benchmark rows: see :func:`validate_benchmark_row`)."""
     if not isinstance(obj, dict):
         raise DataError(where, prefix.rstrip(".") or None, f"expected an object, got {type(obj).__name__}")
     query = obj.get("query")
@@ -66,8 +67,8 @@ def validate_triple(obj: Any, where: str, prefix: str = "") -> Record:
         raise DataError(where, f"{prefix}query", f"expected a string, got {type(query).__name__}")
     out = dict(obj)
     out["query"] = query
-    out["chosen"] = _require_str(obj, "chosen", where, prefix)
-    out["rejected"] = _require_str(obj, "rejected", where, prefix)
+    out["chosen"] = _require_str(obj, "chosen", where, prefix, allow_empty=allow_empty_items)
+    out["rejected"] = _require_str(obj, "rejected", where, prefix, allow_empty=allow_empty_items)
     return out
 
 
@@ -108,7 +109,7 @@ def chat_to_triples(messages: Any, where: str, field: str = "history") -> list[R
     return triples
 
 
-def _validate_history(obj: dict, where: str, *, min_len: int = 1) -> list[Record]:
+def _validate_history(obj: dict, where: str, *, min_len: int = 1, allow_empty_items: bool = False) -> list[Record]:
     history = obj.get("history")
     if history is None:
         raise DataError(where, "history", "missing")
@@ -116,7 +117,7 @@ def _validate_history(obj: dict, where: str, *, min_len: int = 1) -> list[Record
         raise DataError(where, "history", f"expected a list, got {type(history).__name__}")
     if len(history) < min_len:
         raise DataError(where, "history", f"needs at least {min_len} behaviour(s), got {len(history)}")
-    return [validate_triple(t, where, f"history[{i}].") for i, t in enumerate(history)]
+    return [validate_triple(t, where, f"history[{i}].", allow_empty_items=allow_empty_items) for i, t in enumerate(history)]
 
 
 def _require_object(obj: Any, where: str) -> dict:
@@ -130,26 +131,49 @@ def is_chat_history(history: Any) -> bool:
     return isinstance(history, list) and bool(history) and all(isinstance(m, dict) and "role" in m for m in history)
 
 
+# A benchmark row without ``userid`` gets this prefix + a content hash (derived_userid).
+DERIVED_USERID_PREFIX = "anon-"
+
+
+def derived_userid(obj: dict) -> str:
+    """A stable id for a benchmark record without ``userid`` (the authors' HiCUPID converter
+    wrote none): ``anon-`` + the first 16 hex digits of the SHA-256 of the record's ``history``
+    and ``target`` as canonical JSON (sorted keys). It depends on the content only, not on the
+    file name or line, so the same user keeps the same id in the benchmark file, its summaries,
+    a ``--limit`` subset or a noisy/no-negatives copy; two identical records are told apart by
+    :func:`alignxplore.eval.registry.load_benchmark_rows` (``#2``, ``#3`` in file order)."""
+    import hashlib
+
+    payload = json.dumps({"history": obj.get("history"), "target": obj.get("target")}, sort_keys=True, ensure_ascii=False)
+    return DERIVED_USERID_PREFIX + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
 def validate_benchmark_row(obj: Any, where: str) -> Record:
     """Benchmark row: ``userid``, ``history``, ``target: triple``.
+
+    A missing ``userid`` is derived from the content (:func:`derived_userid`; the row gets
+    ``userid_derived: true``). Empty ``chosen`` / ``rejected`` strings (the authors' MIND
+    converter could write them) are kept and rendered as is, as the authors' prompt code
+    would; only a missing or non-string item is refused.
 
     ``history`` is a list of triples, or (HiCUPID, FORMATS.md §1) a list of chat messages,
     which is rendered into triples by :func:`chat_to_triples` (the original messages are kept
     under ``history_messages``). An empty history is valid: the authors kept such users (full
     mode renders zero triples; streaming and the recommendation evaluator skip them)."""
     obj = _require_object(obj, where)
-    if "userid" not in obj:
-        raise DataError(where, "userid", "missing")
     out = dict(obj)
-    out["userid"] = str(obj["userid"])
+    if obj.get("userid") is None:
+        out["userid"], out["userid_derived"] = derived_userid(obj), True
+    else:
+        out["userid"] = str(obj["userid"])
     if is_chat_history(obj.get("history")):
         out["history_messages"] = obj["history"]
         out["history"] = chat_to_triples(obj["history"], where)
     else:
-        out["history"] = _validate_history(obj, where, min_len=0)
+        out["history"] = _validate_history(obj, where, min_len=0, allow_empty_items=True)
     if "target" not in obj:
         raise DataError(where, "target", "missing")
-    out["target"] = validate_triple(obj["target"], where, "target.")
+    out["target"] = validate_triple(obj["target"], where, "target.", allow_empty_items=True)
     return out
 
 

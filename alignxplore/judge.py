@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .backends.base import Backend, JudgeSampling
 from .prompts import judge_messages, parse_selection
@@ -109,13 +109,16 @@ def score_items(
     protocol: str = "sampled",
     sampling: JudgeSampling = JudgeSampling(),
     seeds: Sequence[int] | None = None,
+    parse: Callable[[str], str | None] = parse_selection,
 ) -> list[dict]:
     """Judge every item; one result dict per item, in order.
 
     Judged items carry ``p_a``, ``p_b``, ``letter_mass``, ``argmax_selection``,
     ``argmax_correct``, ``expected_correct``, ``confidence`` (P(correct letter)), and the
     protocol's ``selection`` (``"A"``, ``"B"`` or None = unparseable) and ``correct``; the
-    sampled protocol adds ``answer`` (the raw sampled text). Items whose request failed carry
+    sampled protocol adds ``answer`` (the raw sampled text), parsed by ``parse`` (the authors'
+    rule; a judge's :class:`~alignxplore.model_protocols.ModelProtocol` may first cut the
+    answer part out, e.g. GPT-OSS's final channel). Items whose request failed carry
     ``error`` and are left out of the metrics (and retried by a resumed run).
     """
     if protocol not in PROTOCOLS:
@@ -149,7 +152,7 @@ def score_items(
             confidence=sc.p_a if it.chosen_is_a else sc.p_b,
         )
         if protocol == "sampled":
-            selection = parse_selection(answer)
+            selection = parse(answer)
             rec.update(answer=answer, selection=selection, correct=selection == correct_letter)
         else:
             rec.update(selection=argmax, correct=argmax == correct_letter)

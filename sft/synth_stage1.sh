@@ -4,7 +4,7 @@
 #
 #   bash sft/synth_stage1.sh                                                      # vLLM, one node, TP 8
 #   BACKEND=openai BASE_URL=http://host:8000/v1 USERS=... bash sft/synth_stage1.sh  # any OpenAI-compatible server
-#   bash sft/synth_stage1.sh --unscored-as-candidates --judge-mode sampled        # extra flags pass through
+#   bash sft/synth_stage1.sh --unscored-as-candidates --judge-mode forced         # extra flags pass through
 #
 # Knobs (environment, with defaults): USERS (pruning/score.sh's output), WORK_DIR, BACKEND (vllm|openai|hf), MODEL (the
 # authors' teacher), TP (vllm tensor parallel), BASE_URL and CONCURRENCY (openai), CHUNK_SIZE,

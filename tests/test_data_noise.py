@@ -6,7 +6,7 @@ import pytest
 
 from alignxplore.data import noise
 from alignxplore.eval.registry import load_benchmark_rows, load_registry
-from alignxplore.formats import DataError, chat_to_triples, load_jsonl
+from alignxplore.formats import NO_NEGATIVE_SAMPLE, DataError, chat_to_triples, load_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,12 +78,18 @@ def test_registered_noisy_sets_load_in_the_evaluation(tmp_path, bench_dir):
     commands = {
         "alignx_movielens_interleave_75": ["--base", bench_dir / "alignx_upi.jsonl", "--source", bench_dir / "movielens_upi.jsonl", "--mode", "interleave", "--ratio", "0.75"],
         **{f"hicupid_next_user_{m}_50": ["--base", bench_dir / "hicupid_upi.jsonl", "--source", "next-user-pairs", "--mode", m, "--ratio", "0.5"] for m in noise.MODES},
+        **{f"{b}_no_negatives": ["--base", bench_dir / f"{b}_upi.jsonl", "--mode", "no-negatives"]
+           for b in ("mind", "amazon", "alignx", "movielens", "concise_detail", "friendly_unfriendly", "student_phd")},
     }
     assert sorted(b.name for b in registry) == sorted(commands)
     for bench in registry:
         assert noise.main([str(a) for a in commands[bench.name]] + ["--out", str(tmp_path / bench.file)]) == 0
         rows = load_benchmark_rows(bench.path(tmp_path))
-        assert rows and all(r["noise"]["inserted"] > 0 for r in rows)
+        if bench.name.endswith("_no_negatives"):
+            assert rows and sum(r["noise"]["replaced"] for r in rows) > 0
+            assert {h["rejected"] for r in rows for h in r["history"]} <= {NO_NEGATIVE_SAMPLE}
+        else:
+            assert rows and all(r["noise"]["inserted"] > 0 for r in rows)
     mixed = load_jsonl(tmp_path / "alignx_movielens_interleave_75_upi.jsonl")
     base = load_jsonl(bench_dir / "alignx_upi.jsonl")
     assert [len(r["history"]) for r in mixed] == [len(b["history"]) + int(len(b["history"]) * 0.75) for b in base]
@@ -94,3 +100,24 @@ def test_bad_base_file_is_one_line(tmp_path):
     bad.write_text(json.dumps({"userid": "x"}) + "\n")
     with pytest.raises(DataError, match=r"b.jsonl:1: history: missing"):
         noise.main(["--base", str(bad), "--source", "next-user", "--mode", "append", "--ratio", "0.5", "--out", str(tmp_path / "o.jsonl")])
+
+
+def test_no_negatives_replaces_every_rejected_and_keeps_the_rest():
+    base = base_rows(3, 4)
+    base[0]["history"][1]["rejected"] = NO_NEGATIVE_SAMPLE  # already a filler: kept, not counted
+    chat = chat_row("c", 2)
+    out = noise.drop_negatives(base + [chat])
+    for row, new in zip(base, out):
+        assert [h["rejected"] for h in new["history"]] == [NO_NEGATIVE_SAMPLE] * len(row["history"])
+        assert [(h["query"], h["chosen"]) for h in new["history"]] == [(h["query"], h["chosen"]) for h in row["history"]]
+        assert new["target"] == row["target"] and new["userid"] == row["userid"]  # the judge still sees both items
+    assert [r["noise"]["replaced"] for r in out] == [3, 5, 6, 0]
+    assert out[3]["history"] == chat["history"]  # chat histories already have no negatives
+    assert base[1]["history"][0]["rejected"] == "u1-r0"  # the input is not modified
+
+
+def test_no_negatives_cli_refuses_injection_flags(tmp_path, bench_dir):
+    with pytest.raises(SystemExit):
+        noise.main(["--base", str(bench_dir / "alignx_upi.jsonl"), "--mode", "no-negatives", "--ratio", "0.5", "--out", str(tmp_path / "o.jsonl")])
+    with pytest.raises(SystemExit):
+        noise.main(["--base", str(bench_dir / "alignx_upi.jsonl"), "--mode", "append", "--out", str(tmp_path / "o.jsonl")])

@@ -24,7 +24,8 @@ def run(tmp_path_factory, tiny_model_dir, fixtures_dir):
         assert generate.main(argv) == 0
     res = out.parent / "results"
     argv = ["--judge-model", tiny_model_dir, "--data-dir", str(data), "--summaries-dir", str(out), "--results-dir", str(res),
-            "--benchmarks", "mind,alignx", "--judge-batch-size", "4", "--judge-max-new-tokens", "4", "--judge-prompt-budget", BUDGET]
+            "--benchmarks", "mind,alignx", "--judge-batch-size", "4", "--judge-max-new-tokens", "4", "--judge-prompt-budget", BUDGET,
+            "--direct-selection-max-new-tokens", "4"]
     assert evaluate.main(argv) == 0
     return out, res / "tiny"
 

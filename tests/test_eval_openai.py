@@ -129,10 +129,11 @@ def test_evaluation_sh_loads_the_judge_once(tmp_path, bench_dir):
             assert generate.main(argv + http_args(server)) == 0
         env = dict(os.environ, PYTHON=sys.executable, JUDGE_BACKEND="openai", JUDGE_MODEL="judge", JUDGE_BASE_URL=server.base_url,
                    DATA_DIR=str(bench_dir), SUMMARIES_DIR=str(summaries), RESULTS_DIR=str(tmp_path / "results"),
-                   BENCHMARKS="mind,alignx,hicupid", FIGURE=str(tmp_path / "fig.png"))
+                   BENCHMARKS="mind,alignx,hicupid", FIGURES_DIR=str(tmp_path / "figures"))
         proc = subprocess.run(["bash", str(repo / "eval" / "evaluation.sh")], capture_output=True, text=True, env=env, cwd=repo)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr.count("loading openai backend for judge") == 1
     results = sorted(p.relative_to(tmp_path / "results") for p in (tmp_path / "results").rglob("*.json"))
     assert [str(p) for p in results] == [f"run/{m}/{b}.json" for m in ("direct", "full", "streaming") for b in ("alignx", "hicupid", "mind")]
     assert "| run | ours |" in (tmp_path / "results" / "table.md").read_text()
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["main_results.png", "model_transfer.png", "pipeline.png", "task_transfer.png"]

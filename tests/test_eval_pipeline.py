@@ -76,7 +76,8 @@ def test_history_over_budget_is_cut_to_recent_half(tmp_path, tiny_model_dir, ben
 def results(tmp_path_factory, tiny_model_dir, bench_dir, summaries):
     res = tmp_path_factory.mktemp("results")
     argv = ["--judge-model", tiny_model_dir, "--data-dir", str(bench_dir), "--summaries-dir", str(summaries),
-            "--results-dir", str(res), "--benchmarks", KINDS, "--judge-batch-size", "4"]
+            "--results-dir", str(res), "--benchmarks", KINDS, "--judge-batch-size", "4",
+            "--direct-selection-max-new-tokens", "24"]  # the authors' 4,096 would make the random tiny judge write 4,096 tokens
     assert evaluate.main(argv) == 0
     return res
 
@@ -111,6 +112,20 @@ def test_direct_baseline_and_same_placement_across_modes(results):
     full = json.loads((results / "tiny-run" / "full" / "hicupid.json").read_text())
     assert direct["label"].endswith("(direct)") and direct["metrics"]["n_scored"] == 3
     assert [i["chosen_is_a"] for i in direct["items"]] == [i["chosen_is_a"] for i in full["items"]]
+
+
+def test_direct_selection_baseline_gets_its_own_answer_budget(results):
+    """The authors' evaluate_direct_select.py samples 4,096 new tokens; their direct
+    recommendation baseline and every summary judge 16. Recorded per result and per item."""
+    assert evaluate.build_parser().parse_args(["--data-dir", "d", "--results-dir", "r", "--judge-model", "j"]).direct_selection_max_new_tokens == 4096
+    budget = {(m, b): json.loads((results / "tiny-run" / m / f"{b}.json").read_text())["protocol"]["settings"]["max_new_tokens"]
+              for m in ("direct", "full") for b in ("mind", "alignx", "hicupid")}
+    assert budget == {("direct", "mind"): 16, ("direct", "alignx"): 24, ("direct", "hicupid"): 24,
+                      ("full", "mind"): 16, ("full", "alignx"): 16, ("full", "hicupid"): 16}
+    items = json.loads((results / "tiny-run" / "direct" / "alignx.json").read_text())["items"]
+    assert {i["max_new_tokens"] for i in items} == {24}
+    # the random tiny judge never stops early: its answers really are longer than 16 tokens would allow
+    assert max(len(i["answer"]) for i in items) > max(len(i["answer"]) for i in json.loads((results / "tiny-run" / "full" / "alignx.json").read_text())["items"])
 
 
 def test_evaluation_resume_judges_only_missing_items(results, tiny_model_dir, bench_dir, summaries, tmp_path):

@@ -87,7 +87,7 @@ def test_every_stage_reads_what_the_previous_one_writes():
     assert (score["OUT"], prune["OUT"], post["OUT"], rl["MODEL"], rl["OUTPUT"], merge["OUT"]) == (
         "data/scored/users_scored.jsonl", "data/rl/rl.jsonl", "data/sft/sft.jsonl", "checkpoints/sft/final", "checkpoints/rl", "checkpoints/rl/merged")
     assert gen["OUT_DIR"] == f"outputs/summaries/{gen['RUN_NAME']}" and evaluation["RUN_NAME"] == gen["RUN_NAME"]
-    assert evaluation["RESULTS_DIR"] == "outputs/results" and evaluation["FIGURE"].startswith("outputs/figures/")
+    assert evaluation["RESULTS_DIR"] == "outputs/results" and evaluation["FIGURES_DIR"] == "outputs/figures"
     assert "generate_preference.sh" in (ROOT / "eval/streaming_gen_preference.sh").read_text()  # same knobs, same defaults
 
 

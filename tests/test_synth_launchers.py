@@ -34,5 +34,6 @@ def test_launchers_make_sft_rows(tmp_path, fixtures_dir):
     s1 = json.loads((tmp_path / "stage1.summary.json").read_text())
     s2 = json.loads((tmp_path / "stage2.summary.json").read_text())
     assert s1["config"]["judge_mode"] == "sampled" and s1["kept"] == 5
-    assert s2["config"]["min_kept"] == 4 and s2["kept"] == 3
-    assert len(load_jsonl(tmp_path / "sft" / "sft.jsonl")) == 6
+    # grace's two stage-2 answers without </think> are kept (the authors' rule): 4 confirmed
+    assert s2["config"]["min_kept"] == 4 and s2["kept"] == 4 and s2["config"]["unclosed_think"] == "keep"
+    assert len(load_jsonl(tmp_path / "sft" / "sft.jsonl")) == 8

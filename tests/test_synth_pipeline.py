@@ -51,6 +51,9 @@ def run_stage(server, stage, work, users=None, **config):
     (the CLI's back-off starts at 0.5 s; the retry logic is the same)."""
     rows, source = synth.load_stage_input(stage, users, work)
     backend = OpenAIBackend("teacher", base_url=server.base_url, max_retries=2, backoff=0.01, progress=False)
+    # The fixture users were built for our options (teacher-forced filtering judge, answers
+    # without </think> dropped); the authors' defaults are tested in tests/test_synth_authors_rules.py.
+    config = {"judge_mode": "forced", "unclosed_think": "drop"} | config
     return synth.run_stage(stage, rows, backend, SynthConfig(**config), work, chunk_size=4, source=source)
 
 
@@ -237,12 +240,13 @@ def test_output_prepares_and_trains_with_the_sft_stage(run, tmp_path, tiny_model
 
 def test_offline_engine_path_on_the_tiny_model(tmp_path, fixtures_dir, hf_backend):
     """The same stage on the hf backend (the vLLM offline path's interface, no HTTP). The tiny
-    model has random weights, so its answers have no think block: every candidate is counted as
-    a malformed teacher answer and the user is dropped before judging."""
+    model has random weights, so its answers have no think block: with our option
+    ``unclosed_think="drop"`` every candidate is counted as a malformed teacher answer and the
+    user is dropped before judging."""
     src = tmp_path / "users.jsonl"
     src.write_text((fixtures_dir / "synth_users.jsonl").read_text().splitlines()[0] + "\n")
     rows, source = synth.load_stage_input(1, str(src), tmp_path)
-    config = SynthConfig(sampling=SamplingConfig(max_new_tokens=8))
+    config = SynthConfig(sampling=SamplingConfig(max_new_tokens=8), unclosed_think="drop")
     summary = synth.run_stage(1, rows, hf_backend, config, tmp_path, source=source)
     rec = records(tmp_path / "stage1.jsonl")["alice"]
     assert rec["reason"] == "too_few_confirmed" and len(rec["candidates_1"]) == 5

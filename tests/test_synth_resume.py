@@ -68,4 +68,4 @@ def test_killed_run_resumes_to_identical_output(tmp_path, fixtures_dir):
         assert (killed / name).read_bytes() == (ref / name).read_bytes(), name
     uids = [r["uid"] for r in load_jsonl(killed / "stage1.jsonl")]
     assert len(uids) == len(set(uids)) == 11
-    assert len(load_jsonl(killed / "sft.jsonl")) == 6  # alice, ivan, judy: two rows each
+    assert len(load_jsonl(killed / "sft.jsonl")) == 8  # alice, grace (answers without </think> kept), ivan, judy: two rows each

@@ -33,6 +33,18 @@ is sent: a judge client that cannot restrict its answer to the two letters never
 history budget) use ``tokenizer=`` when given (local, no request per count), else ``/tokenize``
 with the chat messages. ``judge=False`` (a generation-only client: a teacher, ``alignxplore infer``'s
 policy server) defers the letter ids to the first judge call.
+
+Context cap: a vLLM server rejects (HTTP 400) a request whose prompt plus ``max_tokens``
+exceeds its ``max_model_len``, where the offline engine simply stops at the context end. So
+generation and sampled-judge requests send ``max_tokens = min(requested, max_model_len -
+prompt tokens)``: ``max_model_len`` is ``max_model_len=`` when given, else the served
+model's ``max_model_len`` from ``GET /v1/models`` (vLLM lists it; read once); the prompt
+tokens are counted as for the history budget (:meth:`OpenAIBackend.count_prompt_tokens`),
+only for a prompt long enough to need it (its JSON over ``max_model_len - requested -
+CONTEXT_SLACK_BYTES`` bytes: a byte-level BPE token is at least one byte, and
+the slack covers the chat template's own text). A prompt that leaves no room fails its item
+(one line); a server that lists no ``max_model_len`` (SGLang, a hosted API) gets the request
+uncapped, as before.
 """
 from __future__ import annotations
 
@@ -53,6 +65,9 @@ from .base import Generated, JudgeSampling, JudgeScore, SampledJudgment, Samplin
 T = TypeVar("T")
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 JUDGE_TOP_LOGPROBS = 20
+# Bytes of chat-template text (role tags, a default system message) a prompt may add to its
+# messages' JSON; below this margin a prompt cannot reach the context and is not counted.
+CONTEXT_SLACK_BYTES = 4096
 
 
 class RequestFailed(Exception):
@@ -86,6 +101,7 @@ class OpenAIBackend:
         tokenizer: str | None = None,
         judge: bool = True,
         progress: bool = True,
+        max_model_len: int | None = None,
     ):
         self.model = model
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -101,6 +117,9 @@ class OpenAIBackend:
         self._letter_ids: list[int] | None = None
         self._clients: dict[int, tuple[aiohttp.ClientSession, asyncio.Semaphore]] = {}
         self.tokenize_url = server_root(base_url) + "/tokenize"
+        self.models_url = base_url.rstrip("/") + "/models"
+        self._max_model_len = max_model_len
+        self._context_known = max_model_len is not None
         if judge:
             self.letter_ids()  # at start-up: a judge that cannot name its letters must not start
 
@@ -187,6 +206,40 @@ class OpenAIBackend:
         except (ValueError, KeyError, TypeError) as err:
             raise _NoServerTokenizer(f"{self.tokenize_url} gave a malformed answer ({type(err).__name__}: {err})") from None
 
+    def max_model_len(self) -> int | None:
+        """The server's context length: ``max_model_len=``, else ``GET /v1/models`` (once); None if unknown."""
+        if not self._context_known:
+            self._context_known = True
+            req = urllib.request.Request(self.models_url, headers=self.headers, method="GET")
+            try:
+                with _DIRECT.open(req, timeout=30.0) as resp:
+                    entries = json.loads(resp.read())["data"]
+                mine = [e for e in entries if e.get("id") == self.model] or entries[:1]
+                value = mine[0].get("max_model_len") if mine else None
+                self._max_model_len = int(value) if value is not None else None
+            except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError, IndexError):
+                self._max_model_len = None
+        return self._max_model_len
+
+    def capped_max_tokens(self, messages: Sequence[Message], requested: int, *, enable_thinking: bool) -> int:
+        """``min(requested, max_model_len - prompt tokens)``; raises RequestFailed when no room is left."""
+        context = self.max_model_len()
+        if context is None:
+            return requested
+        size = len(json.dumps([dict(m) for m in messages], ensure_ascii=False).encode("utf-8"))
+        if size + CONTEXT_SLACK_BYTES < context - requested:
+            return requested  # fewer tokens than bytes: it fits without counting
+        try:
+            n = self.count_prompt_tokens(messages, enable_thinking=enable_thinking)
+        except TokenizerUnavailable as err:
+            raise RequestFailed(str(err)) from None
+        if n >= context:
+            raise RequestFailed(f"prompt of {n} tokens does not fit max_model_len {context}")
+        return min(requested, context - n)
+
+    async def _max_tokens(self, messages: Sequence[Message], requested: int, *, enable_thinking: bool) -> int:
+        return await asyncio.to_thread(self.capped_max_tokens, messages, requested, enable_thinking=enable_thinking)
+
     async def ajudge(self, messages: Sequence[Message]) -> JudgeScore:
         try:
             letters = self.letter_ids()  # resolved at start-up unless judge=False
@@ -225,6 +278,7 @@ class OpenAIBackend:
 
         async def sampled() -> tuple[str | None, str | None]:
             try:
+                payload["max_tokens"] = await self._max_tokens(messages, sampling.max_new_tokens, enable_thinking=False)
                 return await self._post(payload, _parse_generation), None
             except RequestFailed as err:
                 return None, str(err)
@@ -250,6 +304,7 @@ class OpenAIBackend:
             "chat_template_kwargs": {"enable_thinking": enable_thinking},
         }
         try:
+            payload["max_tokens"] = await self._max_tokens(messages, sampling.max_new_tokens, enable_thinking=enable_thinking)
             return Generated(await self._post(payload, _parse_generation))
         except RequestFailed as err:
             return Generated(None, str(err))

@@ -26,6 +26,17 @@ question from its answer.
 
 Decision (README "Noisy sets"): the sampled noise keeps its source order; the authors'
 ``random.sample`` list came out in random order.
+
+No negative samples (the paper's "robust to interaction formats" claim): ``--mode
+no-negatives`` (no ``--source`` / ``--ratio``) replaces the rejected item of every history
+behaviour with the authors' filler ``No negative sample.`` (their generation-set converter's
+string, ``formats.NO_NEGATIVE_SAMPLE``), so the history carries positive feedback only. The
+target keeps its two items (the judge still chooses between them), history order and length
+are unchanged, ``noise`` records how many rejected items were replaced. Chat-message
+histories already render with the filler and are copied unchanged (``replaced: 0``).
+
+    python -m alignxplore.data.noise --base data/benchmark/alignx_upi.jsonl --mode no-negatives \\
+        --out data/benchmark/alignx_no_negatives_upi.jsonl
 """
 from __future__ import annotations
 
@@ -35,9 +46,10 @@ import random
 from pathlib import Path
 
 from ..cli import run_main
-from ..formats import DataError, read_jsonl, write_jsonl
+from ..formats import NO_NEGATIVE_SAMPLE, DataError, derived_userid, read_jsonl, write_jsonl
 
 MODES = ("append", "prepend", "interleave")
+NO_NEGATIVES = "no-negatives"
 NEXT_USER = "next-user"
 NEXT_USER_PAIRS = "next-user-pairs"
 
@@ -103,11 +115,32 @@ def make_noisy(base: list[dict], source: list[dict] | None, *, mode: str, ratio:
     return out
 
 
+def drop_negatives(base: list[dict]) -> list[dict]:
+    """Every history behaviour's ``rejected`` set to the authors' filler; all else kept."""
+    out = []
+    for row in base:
+        new = {key: v for key, v in row.items() if key != "_where"}
+        replaced = 0
+        if not is_chat(row["history"]):
+            history = []
+            for i, item in enumerate(row["history"]):
+                if not isinstance(item, dict):
+                    raise DataError(row.get("_where", "base"), f"history[{i}]", f"expected a behaviour object, got {type(item).__name__}")
+                replaced += item.get("rejected") != NO_NEGATIVE_SAMPLE
+                history.append({**item, "rejected": NO_NEGATIVE_SAMPLE})
+            new["history"] = history
+        new["noise"] = {"source": None, "mode": NO_NEGATIVES, "replaced": replaced, "filler": NO_NEGATIVE_SAMPLE}
+        out.append(new)
+    return out
+
+
 def _rows(path: str) -> list[dict]:
     rows = []
     for rec in read_jsonl(path, keep_where=True):
-        if not isinstance(rec.get("history"), list) or "userid" not in rec:
-            raise DataError(rec["_where"], "history" if "userid" in rec else "userid", "missing (not a benchmark row)")
+        if not isinstance(rec.get("history"), list):
+            raise DataError(rec["_where"], "history", "missing (not a benchmark row)")
+        if rec.get("userid") is None:  # as the evaluation loader derives it, so both files share the id
+            rec["userid"] = derived_userid(rec)
         rows.append(rec)
     return rows
 
@@ -115,12 +148,21 @@ def _rows(path: str) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m alignxplore.data.noise", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="benchmark file whose histories get noise")
-    ap.add_argument("--source", required=True, help=f"benchmark file to take noise from, '{NEXT_USER}' or '{NEXT_USER_PAIRS}'")
-    ap.add_argument("--mode", choices=MODES, required=True)
-    ap.add_argument("--ratio", type=float, required=True, help="noise behaviours per history behaviour (0.75 = 75%%)")
+    ap.add_argument("--source", help=f"benchmark file to take noise from, '{NEXT_USER}' or '{NEXT_USER_PAIRS}' (injection modes)")
+    ap.add_argument("--mode", choices=MODES + (NO_NEGATIVES,), required=True)
+    ap.add_argument("--ratio", type=float, help="noise behaviours per history behaviour (0.75 = 75%%; injection modes)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", required=True, help="output benchmark file ({name}_upi.jsonl; register it in eval/benchmarks_noisy.yaml)")
     args = ap.parse_args(argv)
+    if args.mode == NO_NEGATIVES:
+        if args.source is not None or args.ratio is not None:
+            ap.error(f"--mode {NO_NEGATIVES} takes no --source / --ratio")
+        rows = drop_negatives(_rows(args.base))
+        write_jsonl(Path(args.out), rows)
+        print(json.dumps({"out": args.out, "users": len(rows), "rejected_replaced": sum(r["noise"]["replaced"] for r in rows)}))
+        return 0
+    if args.source is None or args.ratio is None:
+        ap.error(f"--mode {args.mode} needs --source and --ratio")
     base = _rows(args.base)
     source = None if args.source in (NEXT_USER, NEXT_USER_PAIRS) else _rows(args.source)
     rows = make_noisy(base, source, mode=args.mode, ratio=args.ratio, seed=args.seed, source_name=args.source)

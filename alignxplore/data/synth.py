@@ -33,8 +33,8 @@ from ..backends.base import Backend, SamplingConfig
 from ..cli import add_backend_args, backend_from_args, run_main
 from ..formats import DataError, ResumableJsonl, read_jsonl
 from .synth_postprocess import postprocess
-from .synth_stage import JUDGE_MODES, SKIP_REASONS, StageRunner, SynthConfig
-from .synth_users import TargetRule, read_users
+from .synth_stage import JUDGE_MODES, SKIP_REASONS, UNCLOSED_THINK, StageRunner, SynthConfig
+from .synth_users import THIRDS_FROM, TargetRule, read_users
 
 log = logging.getLogger("alignxplore.synth")
 EXIT_PENDING = 3
@@ -114,7 +114,8 @@ def _summary(stage, users, sink, config, counts, failed, done_before, source, ou
                    "min_candidates": config.rule.min_candidates, "max_behaviors": config.rule.max_behaviors,
                    "min_third": config.rule.min_third, "unscored_as_candidates": config.rule.unscored_as_candidates,
                    "min_kept": config.min_kept, "min_rejudge": config.min_rejudge, "judge_mode": config.judge_mode,
-                   "max_prompt_tokens": config.max_prompt_tokens,
+                   "max_prompt_tokens": config.max_prompt_tokens, "thirds_from": config.rule.thirds_from,
+                   "unclosed_think": config.unclosed_think, "overwrite_query": config.overwrite_query,
                    "seed": config.seed, "sampling": config.sampling.as_dict()},
     }
 
@@ -149,7 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
         k.add_argument("--max-prompt-tokens", type=int, default=None,
                        help="skip users whose teacher or merge prompt is longer (default: no limit, as the authors)")
         k.add_argument("--judge-mode", choices=JUDGE_MODES, default=t.judge_mode,
-                       help="forced: argmax of the teacher-forced P(A)/P(B); sampled: the authors' sampled JSON answer")
+                       help="sampled (the authors'): the sampled JSON answer; forced (ours): argmax of the teacher-forced P(A)/P(B)")
+        k.add_argument("--thirds-from", choices=THIRDS_FROM, default=r.thirds_from,
+                       help="scored (the authors'): split only the behaviours with a logprob1; all (ours): every one of the last N")
+        k.add_argument("--unclosed-think", choices=UNCLOSED_THINK, default=t.unclosed_think,
+                       help="a teacher answer without </think>: keep (the authors': used whole) or drop (ours)")
+        k.add_argument("--overwrite-query", default=None,
+                       help="replace every behaviour's query before synthesis (the authors' preprocessing used "
+                            "'Please recommend some movies to me.'; off by default: our converters write per-dataset requests)")
         s = p.add_argument_group("teacher sampling (the authors' values)")
         d = SamplingConfig()
         s.add_argument("--temperature", type=float, default=d.temperature)
@@ -166,9 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args) -> SynthConfig:
     rule = TargetRule(args.max_behaviors, args.min_third, args.min_target_prob, args.max_targets, args.min_candidates,
-                      args.unscored_as_candidates)
+                      args.unscored_as_candidates, args.thirds_from)
     sampling = SamplingConfig(args.temperature, args.top_k, args.top_p, args.max_new_tokens, args.seed)
-    return SynthConfig(rule, args.min_kept, args.min_rejudge, args.judge_mode, args.seed, args.max_prompt_tokens, sampling)
+    return SynthConfig(rule, args.min_kept, args.min_rejudge, args.judge_mode, args.seed, args.max_prompt_tokens, sampling,
+                       args.unclosed_think, args.overwrite_query)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,19 +12,28 @@ concurrently).
 
 Decisions where the authors' code is silent or unusable:
 
-* The filtering judge defaults to the teacher-forced read-out ``Backend.judge`` (P(A), P(B)
-  after ``{"selection": "Item``, thinking off) and counts the argmax. The authors *sampled* the
-  judge's answer (temperature 0.6, top-k 20, top-p 0.95) and parsed the JSON; with a judge that
-  follows the format the sampled letter is a draw from nearly the same two-letter distribution,
-  so the read-out is its deterministic mode: the same decision whenever the judge is confident,
-  and no lost items to unparseable answers. ``judge_mode="sampled"`` reproduces the authors'
-  way (generate, thinking off, teacher sampling, :func:`~alignxplore.prompts.parse_selection`;
-  an unparseable answer counts as wrong, as theirs did).
+* The filtering judge defaults to the authors' way, ``judge_mode="sampled"``: the judge's
+  answer is sampled (thinking off, the teacher's sampling: temperature 0.6, top-k 20, top-p
+  0.95) and parsed by :func:`~alignxplore.prompts.parse_selection`; an unparseable answer
+  counts as wrong, as theirs did. ``judge_mode="forced"`` (our option) takes the argmax of the
+  teacher-forced read-out ``Backend.judge`` (P(A), P(B) after ``{"selection": "Item``): with a
+  judge that follows the format the sampled letter is a draw from nearly the same two-letter
+  distribution, so the read-out is its deterministic mode, and no item is lost to an
+  unparseable answer.
+* A teacher answer without ``</think>`` is kept by default (``unclosed_think="keep"``, the
+  authors' ``split("</think>")``: reasoning = the text before the first ``</think>`` — all of
+  it when there is none — minus a leading ``<think>``; summary = the text after the last one —
+  again all of it); counted as ``candidates_teacher_unclosed``. ``"drop"`` (our option) drops it
+  before judging. Either way an empty summary is dropped (counted as malformed).
+* Query overwrite (``overwrite_query``, off by default): the authors' scorer preprocessing
+  replaced every stored behaviour's query with "Please recommend some movies to me." before
+  synthesis, whatever the dataset. Our converters already give recommendation behaviours their
+  dataset's generic request (news, books, movies), so overwriting would put a movie request on
+  news and book behaviours; ``--overwrite-query TEXT`` reproduces it for a one-dataset run.
 * A/B coin flips (target in the teacher prompt, judge, re-judge) and the target sample are
   seeded per ``(seed, stage, uid)`` (the authors' were unseeded), so a resumed or repeated run
   renders the same prompts.
-* A teacher answer without a complete ``<think>...</think>`` block or with an empty summary is
-  dropped before judging (counted); an unparseable merge drops the user (counted).
+* An unparseable merge drops the user (counted).
 * ``max_prompt_tokens`` (off by default, as in the authors' runs): a user whose teacher or
   merge prompt is longer is skipped (``prompt_too_long``) instead of failing the engine's
   whole batch (vLLM offline) or every retry (a server's HTTP 400).
@@ -39,12 +48,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.base import Backend, SamplingConfig
-from ..prompts import (extract_reasoning, extract_summary, parse_selection, split_merge_output, synth_judge_messages,
+from ..prompts import (THINK_CLOSE, THINK_OPEN, extract_reasoning, extract_summary, parse_selection, split_merge_output, synth_judge_messages,
                        synth_merge_messages, synth_pair, synth_teacher_messages)
 from .synth_users import TargetRule, is_scored, pick_targets, split_thirds
 
 Record = dict[str, Any]
 JUDGE_MODES = ("forced", "sampled")
+UNCLOSED_THINK = ("keep", "drop")
 SKIP_REASONS = ("too_short", "no_scores", "too_few_candidates", "prompt_too_long", "too_few_confirmed", "merge_malformed",
                 "rejudge_failed")
 
@@ -56,14 +66,28 @@ class SynthConfig:
     rule: TargetRule = field(default_factory=TargetRule)
     min_kept: int = 3
     min_rejudge: float = 0.8
-    judge_mode: str = "forced"
+    judge_mode: str = "sampled"
     seed: int = 42
     max_prompt_tokens: int | None = None  # skip users whose teacher or merge prompt is longer
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    unclosed_think: str = "keep"
+    overwrite_query: str | None = None
 
     def __post_init__(self):
         if self.judge_mode not in JUDGE_MODES:
             raise ValueError(f"unknown judge mode {self.judge_mode!r}; expected one of {JUDGE_MODES}")
+        if self.unclosed_think not in UNCLOSED_THINK:
+            raise ValueError(f"unclosed_think must be one of {UNCLOSED_THINK}, got {self.unclosed_think!r}")
+
+
+def unclosed_teacher_answer(text: str) -> tuple[str, str]:
+    """(reasoning, summary) of a teacher answer with no complete think block, as the authors
+    read it: reasoning = the text before the first ``</think>`` (all of it if none) without a
+    leading ``<think>``; summary = the text after the last ``</think>`` (all of it if none)."""
+    head = text.strip().split(THINK_CLOSE)[0].strip()
+    if head.startswith(THINK_OPEN):
+        head = head[len(THINK_OPEN):].strip()
+    return head, extract_summary(text)
 
 
 @dataclass
@@ -104,7 +128,10 @@ class StageRunner:
         s = self.stage
         if s == 1:
             base = {"uid": user["uid"], "index": user["index"], "where": user["where"]}
-            thirds = split_thirds(user["behaviors"], self.cfg.rule)
+            behaviours = user["behaviors"]
+            if self.cfg.overwrite_query is not None:
+                behaviours = [{**b, "query": self.cfg.overwrite_query} for b in behaviours]
+            thirds = split_thirds(behaviours, self.cfg.rule)
             scored = is_scored(user["behaviors"][-self.cfg.rule.max_behaviors:])
             past = None
         else:
@@ -156,6 +183,9 @@ class StageRunner:
                 continue
             reasoning = extract_reasoning(out.text)
             summary = extract_summary(out.text) if reasoning is not None else ""
+            if reasoning is None and self.cfg.unclosed_think == "keep":
+                reasoning, summary = unclosed_teacher_answer(out.text)
+                counts["candidates_teacher_unclosed"] += 1
             c.update(response=out.text, reasoning=reasoning, preference=summary, teacher_ok=bool(summary))
             counts["candidates"] += 1
             counts["candidates_teacher_malformed"] += not summary

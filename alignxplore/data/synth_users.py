@@ -10,7 +10,10 @@ A ``null``/missing query renders as the empty string (the project-wide rule of
 :func:`alignxplore.formats.validate_triple`; the authors' f-strings wrote ``None``).
 
 Rules (the authors' ``sft/stage1.py``/``stage2.py``): keep the last ``max_behaviors`` (100)
-behaviours, ``s = L // 3``, skip users with ``s < 3``; thirds ``[0, s)``, ``[s, 2s)``,
+behaviours and, by default (``thirds_from="scored"``), of those only the *scored* ones (with a
+``logprob1``: the authors' scorer output held only the behaviours inside its 16,384-token
+window, and their thirds split that list); ``thirds_from="all"`` (ours before) splits every
+behaviour, scored or not. ``s = L // 3``, skip users with ``s < 3``; thirds ``[0, s)``, ``[s, 2s)``,
 ``[2s, L)``. Candidate targets of a stage = behaviours of the next third with
 ``exp(logprob1) > min_target_prob``; ``max_targets`` sampled if more; the user is skipped
 when fewer than ``min_candidates`` (4: the authors skipped ``len(targets) <= 3``) remain.
@@ -40,6 +43,14 @@ class TargetRule:
     max_targets: int = 5
     min_candidates: int = 4
     unscored_as_candidates: bool = False
+    thirds_from: str = "scored"  # THIRDS_FROM
+
+    def __post_init__(self):
+        if self.thirds_from not in THIRDS_FROM:
+            raise ValueError(f"thirds_from must be one of {THIRDS_FROM}, got {self.thirds_from!r}")
+
+
+THIRDS_FROM = ("scored", "all")
 
 
 def _behaviour(obj: Any, where: str, prefix: str) -> Record:
@@ -87,6 +98,8 @@ def read_users(path: str | Path) -> Iterator[Record]:
 def split_thirds(behaviours: list[Record], rule: TargetRule) -> list[list[Record]] | None:
     """The last ``max_behaviors`` behaviours in thirds, or None if a third is under ``min_third``."""
     recent = behaviours[-rule.max_behaviors:] if rule.max_behaviors > 0 else behaviours
+    if rule.thirds_from == "scored" and is_scored(recent):
+        recent = [b for b in recent if "logprob1" in b]
     s = len(recent) // 3
     if s < rule.min_third:
         return None

@@ -18,7 +18,12 @@ mode (FORMATS.md §2, §4):
   prompt, measured with ``history[-1]`` as the A/B pair, is under the budget; a user left
   with nothing is skipped);
 * protocol ``sampled`` (default, the published one) or ``teacher-forced``
-  (:mod:`alignxplore.judge`); P(A), P(B) are recorded for every item either way.
+  (:mod:`alignxplore.judge`); P(A), P(B) are recorded for every item either way;
+* the sampled answer gets ``--judge-max-new-tokens`` (16), except the direct baseline on a
+  non-recommendation set, which gets ``--direct-selection-max-new-tokens`` (4,096, the
+  authors' ``evaluate_direct_select.py``: a raw-history judge may answer wordily, and an
+  answer cut at 16 tokens is unparseable, hence wrong). The value is recorded per result
+  (``protocol.settings``) and per item, so a resumed run re-judges items sampled under another.
 
 Writes ``RESULTS_DIR/RUN/MODE/NAME.json``: ``protocol`` (name + settings), ``metrics``
 (:mod:`alignxplore.metrics`), ``accounting`` (every benchmark user: judged, failed, or
@@ -43,11 +48,32 @@ from ..formats import ResumableJsonl, read_jsonl_checked, validate_summary_row
 from ..history import MAX_PROMPT_TOKENS, truncate_to_budget
 from ..judge import JUDGE_SEED, PROTOCOLS, JudgeItem, ab_placement, score_items
 from ..metrics import summarize
+from ..model_protocols import protocol_for as model_protocol_for
 from ..prompts import direct_baseline_summary, judge_messages
 from .registry import DEFAULT_REGISTRY, Benchmark, load_benchmarks, load_registry, select_benchmarks
 
 log = logging.getLogger("alignxplore.evaluate")
 EVAL_MODES = ("direct", "full", "streaming")
+# The authors' direct selection baseline (evaluate_direct_select.py) samples up to 4,096 new
+# tokens; their direct recommendation baseline and every summary-based judge 16.
+DIRECT_SELECTION_MAX_NEW_TOKENS = 4096
+
+
+# The metrics read from the teacher-forced P(A)/P(B); null for a judge without that read-out.
+READOUT_METRICS = ("argmax_accuracy", "expected_accuracy", "expected_accuracy_se", "sampled_accuracy_sd", "mean_confidence",
+                   "roc_auc", "authors_confidence", "authors_roc_auc")
+
+
+def protocol_for(config: dict, bench: Benchmark, mode: str) -> dict:
+    """The run's protocol, with the answer budget of this judge and mode: the direct selection
+    baseline's 4,096; else the judge's own (GPT-OSS-20B: 2,048) or the run's (16)."""
+    protocol = config["protocol"]
+    if mode == "direct" and bench.task != "recommendation":
+        return protocol | {"settings": protocol["settings"] | {"max_new_tokens": config["direct_selection_max_new_tokens"]}}
+    judge_tokens = (protocol.get("judge") or {}).get("judge_max_new_tokens")
+    if judge_tokens:
+        return protocol | {"settings": protocol["settings"] | {"max_new_tokens": judge_tokens}}
+    return protocol
 
 
 def load_summaries(path: Path) -> dict[str, dict]:
@@ -117,7 +143,7 @@ def build_items(rows: list[dict], bench: Benchmark, mode: str, summaries: dict |
 
 def evaluate_benchmark(judge, bench: Benchmark, mode: str, rows: list[dict], summaries: dict | None, out_dir: Path, config: dict,
                        generator_skips: dict[str, str] | None = None) -> dict:
-    protocol = config["protocol"]
+    protocol = protocol_for(config, bench, mode)
     sampling = JudgeSampling(**protocol["settings"])
     items, skipped = build_items(rows, bench, mode, summaries, judge, config["judge_prompt_budget"], config["placement_seed"], generator_skips)
     for uid, reason in skipped.items():
@@ -126,20 +152,25 @@ def evaluate_benchmark(judge, bench: Benchmark, mode: str, rows: list[dict], sum
 
     def done(uid: str, item: JudgeItem) -> bool:
         rec = sink.done.get(uid)
-        return rec is not None and rec.get("protocol") == protocol["name"] and rec.get("chosen_is_a") == item.chosen_is_a
+        same_budget = protocol["name"] != "sampled" or rec is not None and rec.get("max_new_tokens", JudgeSampling().max_new_tokens) == sampling.max_new_tokens
+        return rec is not None and rec.get("protocol") == protocol["name"] and rec.get("chosen_is_a") == item.chosen_is_a and same_budget
 
     todo = [(u, k, it) for u, k, it in items if not done(u, it)]
     t0 = time.time()
     failed = []
     if todo:
         seeds = [sampling.seed + k for _, k, _ in todo]
-        results = score_items(judge, [it for _, _, it in todo], protocol=protocol["name"], sampling=sampling, seeds=seeds)
-        recs = [{"userid": u, "protocol": protocol["name"]} | r for (u, _, _), r in zip(todo, results)]
+        results = score_items(judge, [it for _, _, it in todo], protocol=protocol["name"], sampling=sampling, seeds=seeds,
+                              parse=model_protocol_for(config["judge_model"]).selection)
+        recs = [{"userid": u, "protocol": protocol["name"], "max_new_tokens": sampling.max_new_tokens} | r for (u, _, _), r in zip(todo, results)]
         sink.append([r for r in recs if "error" not in r])
         failed = [r for r in recs if "error" in r]
     failed_ids = {r["userid"] for r in failed}
     records = [sink.done[u] for u, _, _ in items if u not in failed_ids] + failed
     metrics = summarize(records, with_auc=bench.auc)
+    if not (protocol.get("judge") or {}).get("readout_available", True):
+        metrics |= {k: None for k in READOUT_METRICS if k in metrics}
+        metrics["readout_unavailable"] = "this judge's teacher-forced read-out skips its own analysis (alignxplore/model_protocols.py)"
     accounting = {
         "n_benchmark_users": len(rows),
         "n_judged": metrics["n_scored"],
@@ -197,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--judge-top-p", type=float, default=d.top_p)
     g.add_argument("--judge-max-new-tokens", type=int, default=d.max_new_tokens)
     g.add_argument("--judge-seed", type=int, default=d.seed, help="item i of a file is sampled with seed JUDGE_SEED + i")
+    g.add_argument("--direct-selection-max-new-tokens", type=int, default=DIRECT_SELECTION_MAX_NEW_TOKENS,
+                   help="answer budget of the direct baseline on non-recommendation sets (the authors' 4,096)")
     ap.add_argument("--judge-prompt-budget", type=int, default=MAX_PROMPT_TOKENS, help="token budget of recommendation direct-baseline judge prompts")
     add_backend_args(ap, "judge-", what="judge")
     return ap
@@ -229,10 +262,14 @@ def main(argv: list[str] | None = None) -> int:
                 log.warning("no %s summaries for %s (%s): skipped", mode, b.name, path)
 
     sampling = JudgeSampling(args.judge_temperature, args.judge_top_k, args.judge_top_p, args.judge_max_new_tokens, args.judge_seed)
+    judge_protocol = model_protocol_for(args.judge_model)
+    if args.judge_protocol == "teacher-forced" and not judge_protocol.readout_available:
+        raise SystemExit(f"error: --judge-protocol teacher-forced is not defined for {args.judge_model} ({judge_protocol.note})")
     protocol = {
+        "judge": judge_protocol.as_dict(),
         "name": args.judge_protocol,
         "settings": sampling.as_dict(),
-        "parse_rule": "text after the last </think>; json.loads, else json.loads of the first \\{.*\\} match; selection must be exactly 'Item A' or 'Item B'; unparseable = wrong",
+        "parse_rule": "the judge's answer part (after the last </think>; GPT-OSS: its final channel, none = unparseable); json.loads, else json.loads of the first \\{.*\\} match; selection must be exactly 'Item A' or 'Item B'; unparseable = wrong",
         "thinking": False,
         "readout": "teacher-forced next-token P(' A') vs P(' B') after '{\"selection\": \"Item', recorded for every item",
     }
@@ -244,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         "placement_seed": args.seed,
         "placement": "random.Random(seed).randint(0, 1) per item in summaries-file order; 1 = chosen is Item A; recommendation sets skip empty histories without drawing",
         "judge_prompt_budget": args.judge_prompt_budget,
+        "direct_selection_max_new_tokens": args.direct_selection_max_new_tokens,
         "summaries_dir": args.summaries_dir,
         "data_dir": args.data_dir,
         "limit": args.limit,

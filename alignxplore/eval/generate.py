@@ -41,6 +41,7 @@ from ..cli import add_backend_args, add_sampling_args, backend_from_args, check_
 from ..preflight import check_output_dir
 from ..formats import ResumableJsonl
 from ..history import MAX_PROMPT_TOKENS, full_history, streaming_passes, streaming_skip_reason, truncate_to_budget, truncation_budget
+from ..model_protocols import protocol_for
 from ..prompts import extract_summary, full_history_messages, streaming_messages
 from .registry import DEFAULT_REGISTRY, Benchmark, load_benchmarks, load_registry, select_benchmarks
 
@@ -57,7 +58,9 @@ def _public(row: dict) -> dict:
 class SummaryGenerator:
     """Applies the history rules and runs one chunk of rows through a backend."""
 
-    def __init__(self, backend: Backend, sampling: SamplingConfig, prompt_budget: int = MAX_PROMPT_TOKENS):
+    def __init__(self, backend: Backend, sampling: SamplingConfig, prompt_budget: int = MAX_PROMPT_TOKENS, extract=extract_summary):
+        # extract: response -> summary (the model's protocol: after </think>, or GPT-OSS's final channel)
+        self.extract = extract
         self.backend = backend
         self.sampling = sampling
         self.budget = prompt_budget
@@ -85,7 +88,7 @@ class SummaryGenerator:
                 log.warning("%s: generation failed: %s", row["_where"], g.error)
                 continue
             out.append(_public(row) | {"history": hist, "raw_prompt": prompt, "first_response": g.text,
-                                       "profile": extract_summary(g.text), "history_dropped": dropped, "n_triples": len(part)})
+                                       "profile": self.extract(g.text), "history_dropped": dropped, "n_triples": len(part)})
         return out, [], failed
 
     def streaming(self, rows: list[dict], bench: Benchmark) -> tuple[list[dict], list[dict], int]:
@@ -102,7 +105,7 @@ class SummaryGenerator:
         gens1 = self.backend.generate(first, self.sampling)
         ok1 = [i for i, g in enumerate(gens1) if g.ok]
         # An empty pass-1 summary stays empty in the pass-2 slot, as in the authors' script.
-        second = {i: streaming_messages(live[i][4], past=extract_summary(gens1[i].text)) for i in ok1}
+        second = {i: streaming_messages(live[i][4], past=self.extract(gens1[i].text)) for i in ok1}
         gens2 = dict(zip(ok1, self.backend.generate([second[i] for i in ok1], self.sampling)))
         out, failed = [], 0
         for i, (row, hist, dropped, p1, p2) in enumerate(live):
@@ -117,10 +120,10 @@ class SummaryGenerator:
                     "history": hist,
                     "raw_prompt": first[i],
                     "first_response": g1.text,
-                    "last_profile": extract_summary(g1.text),
+                    "last_profile": self.extract(g1.text),
                     "raw_prompt_next": second[i],
                     "second_response": g2.text,
-                    "profile": extract_summary(g2.text),
+                    "profile": self.extract(g2.text),
                     "history_dropped": dropped,
                     "n_triples": [len(p1), len(p2)],
                 }
@@ -195,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     check_backend_args(args)
     sampling = sampling_from_args(args)
     backend = backend_from_args(args)
-    gen = SummaryGenerator(backend, sampling, args.prompt_budget)
+    model_protocol = protocol_for(args.model)
+    if model_protocol.name != "default":
+        log.info("summary model %s: %s protocol (%s)", args.model, model_protocol.name, model_protocol.note)
+    gen = SummaryGenerator(backend, sampling, args.prompt_budget, extract=model_protocol.summary)
     failed = 0
     try:
         for b in benches:

@@ -132,13 +132,24 @@ def benchmark_file(data_dir: Path, bench: Benchmark) -> Path:
 
 def load_benchmark_rows(path: Path, limit: int | None = None) -> list[dict]:
     """Validated rows with their ``file:line`` kept in ``_where`` (for later errors); userids
-    unique. Every line is checked before the first error is raised (see ``read_jsonl_checked``)."""
+    unique. Every line is checked before the first error is raised (see ``read_jsonl_checked``).
+    Rows without ``userid`` get a content-derived one (``formats.derived_userid``); identical
+    such rows are numbered ``#2``, ``#3``, ... in file order instead of being refused."""
     rows, seen = [], {}
+    derived = 0
     for row in read_jsonl_checked(path, validate_benchmark_row, keep_where=True, log=log.error):
+        if row.get("userid_derived"):
+            derived += 1
+            base, k = row["userid"], 1
+            while row["userid"] in seen:
+                k += 1
+                row["userid"] = f"{base}#{k}"
         if row["userid"] in seen:
             raise DataError(row["_where"], "userid", f"duplicate of {seen[row['userid']]}")
         seen[row["userid"]] = row["_where"]
         rows.append(row)
+    if derived:
+        log.warning("%s: %d record(s) without userid: ids derived from their content (anon-<sha256 of history and target>)", path, derived)
     return rows[:limit] if limit else rows
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cli import run_main
-from .paper_results import PAPER_COLUMNS, PAPER_RESULTS, SECTIONS
+from .paper_results import JUDGE_RESULTS, MAIN_JUDGE, PAPER_COLUMNS, PAPER_RESULTS, SECTIONS, TRANSFER_COLUMNS, published_judge
 
 log = logging.getLogger("alignxplore.table")
 AVG_TOLERANCE = 0.01
@@ -35,36 +35,46 @@ class Row:
     source: str  # "paper" or "ours"
     values: dict[str, float] = field(default_factory=dict)
     published_avg: float | None = None
+    columns: tuple[str, ...] = PAPER_COLUMNS  # the judge's published columns (another judge: eight, no HiCUPID)
 
     @property
     def computed_avg(self) -> float | None:
-        # Over the paper's columns; a row of only custom benchmarks (none of the nine) is
+        # Over the published columns; a row of only custom benchmarks (none of them) is
         # averaged over its own columns instead.
-        vals = [self.values[c] for c in PAPER_COLUMNS if c in self.values] or list(self.values.values())
+        vals = [self.values[c] for c in self.columns if c in self.values] or list(self.values.values())
         return sum(vals) / len(vals) if vals else None
 
     @property
     def n_columns(self) -> int:
-        return sum(c in self.values for c in PAPER_COLUMNS)
+        return sum(c in self.values for c in self.columns)
 
     @property
     def avg_mismatch(self) -> bool:
         return self.published_avg is not None and abs(self.published_avg - self.computed_avg) > AVG_TOLERANCE
 
 
-def paper_rows() -> list[Row]:
+def judge_columns(judge: str = MAIN_JUDGE) -> tuple[str, ...]:
+    return PAPER_COLUMNS if judge == MAIN_JUDGE else TRANSFER_COLUMNS
+
+
+def paper_rows(judge: str = MAIN_JUDGE) -> list[Row]:
+    """The published rows of one downstream judge (the main table's, or a transfer table's)."""
+    cols = judge_columns(judge)
+    table = PAPER_RESULTS if judge == MAIN_JUDGE else JUDGE_RESULTS[judge]
     rows = []
-    for section, models in PAPER_RESULTS.items():
+    for section, models in table.items():
         for label, vals in models.items():
-            rows.append(Row(section, label, "paper", dict(zip(PAPER_COLUMNS, vals[:9])), vals[9]))
+            rows.append(Row(section, label, "paper", dict(zip(cols, vals[: len(cols)])), vals[len(cols)], cols))
     return rows
 
 
 TABLE_METRICS = ("accuracy", "argmax_accuracy", "expected_accuracy", "mean_confidence", "authors_confidence", "roc_auc", "authors_roc_auc")
 
 
-def our_rows(results_dir: str | Path, metric: str = "accuracy") -> list[Row]:
-    """One row per (mode, label) over all ``*.json`` results below ``results_dir``."""
+def our_rows(results_dir: str | Path, metric: str = "accuracy", judge: str = MAIN_JUDGE) -> list[Row]:
+    """One row per (mode, label) over the ``*.json`` results below ``results_dir`` scored by
+    ``judge`` (their ``config.judge_model``); the main judge's table also takes results of
+    judges with no published table (a tiny or local judge), never another published judge's."""
     rows: dict[tuple[str, str], Row] = {}
     for path in sorted(Path(results_dir).rglob("*.json")):
         try:
@@ -76,10 +86,15 @@ def our_rows(results_dir: str | Path, metric: str = "accuracy") -> list[Row]:
             continue
         if acc is None:
             continue
+        theirs = published_judge((res.get("config") or {}).get("judge_model", ""))
+        if theirs != judge and not (judge == MAIN_JUDGE and theirs is None):
+            continue
+        if column in PAPER_COLUMNS and column not in judge_columns(judge):
+            continue  # the transfer tables dropped HiCUPID: so does ours beside them
         protocol = (res.get("protocol") or {}).get("name", "sampled")
         if protocol != "sampled":
             label = f"{label} [{protocol}]"  # never mix protocols in one row
-        row = rows.setdefault((section, label), Row(section, label, "ours"))
+        row = rows.setdefault((section, label), Row(section, label, "ours", columns=judge_columns(judge)))
         row.values[column] = acc
     return list(rows.values())
 
@@ -94,27 +109,28 @@ def _avg_cell(row: Row) -> tuple[str, bool]:
         if row.avg_mismatch:
             return f"{row.published_avg:.2f}† (mean {row.computed_avg:.2f})", True
         return _fmt(row.published_avg), False
-    if 0 < row.n_columns < len(PAPER_COLUMNS):
-        return f"{_fmt(row.computed_avg)} ({row.n_columns}/{len(PAPER_COLUMNS)})", False
+    if 0 < row.n_columns < len(row.columns):
+        return f"{_fmt(row.computed_avg)} ({row.n_columns}/{len(row.columns)})", False
     return _fmt(row.computed_avg), False
 
 
 def _columns(rows: list[Row]) -> list[str]:
     """The paper's columns (those any row has; all of them once paper rows are shown), then
     custom benchmarks' columns."""
-    paper = [c for c in PAPER_COLUMNS if any(c in r.values for r in rows)]
-    extra = sorted({c for r in rows for c in r.values if c not in PAPER_COLUMNS})
+    published = rows[0].columns if rows else PAPER_COLUMNS
+    paper = [c for c in published if any(c in r.values for r in rows)]
+    extra = sorted({c for r in rows for c in r.values if c not in published})
     return paper + extra
 
 
-def heading(metric: str = "accuracy") -> str:
+def heading(metric: str = "accuracy", judge: str = MAIN_JUDGE) -> str:
     what = "accuracy (%) of the downstream judge, sampled answer as published" if metric == "accuracy" else f"{metric} (%) of the downstream judge"
-    return f"Main results: {what}"
+    return f"Main results: {what}" if judge == MAIN_JUDGE else f"Cross-model transfer, downstream judge {judge}: {what}"
 
 
-def render_markdown(rows: list[Row], metric: str = "accuracy") -> str:
+def render_markdown(rows: list[Row], metric: str = "accuracy", judge: str = MAIN_JUDGE) -> str:
     cols = _columns(rows)
-    out = [f"# {heading(metric)}", ""]
+    out = [f"# {heading(metric, judge)}", ""]
     flagged = False
     for section, title in SECTIONS.items():
         sec = [r for r in rows if r.section == section]
@@ -128,16 +144,17 @@ def render_markdown(rows: list[Row], metric: str = "accuracy") -> str:
         out.append("")
     if flagged:
         out.append("† published average differs from the mean of its row; the mean is shown beside it.")
-    out.append("Our averages are recomputed; `(n/9)` marks rows with results for only n benchmarks.")
+    n = len(judge_columns(judge))
+    out.append(f"Our averages are recomputed; `(n/{n})` marks rows with results for only n benchmarks.")
     return "\n".join(out) + "\n"
 
 
-def render_html(rows: list[Row], metric: str = "accuracy") -> str:
+def render_html(rows: list[Row], metric: str = "accuracy", judge: str = MAIN_JUDGE) -> str:
     cols = _columns(rows)
     parts = ["<!doctype html><meta charset='utf-8'><title>AlignXplore+ results</title>",
              "<style>table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #999;padding:2px 6px;text-align:right}"
              "td:first-child,th:first-child{text-align:left}tr.ours{background:#eef6ee}.flag{color:#b00}</style>",
-             f"<h1>{html.escape(heading(metric))}</h1>"]
+             f"<h1>{html.escape(heading(metric, judge))}</h1>"]
     for section, title in SECTIONS.items():
         sec = [r for r in rows if r.section == section]
         if not sec:
@@ -148,35 +165,30 @@ def render_html(rows: list[Row], metric: str = "accuracy") -> str:
             avg_html = f"<span class='flag'>{html.escape(avg)}</span>" if f else html.escape(avg)
             parts.append(f"<tr class='{r.source}'><td>{html.escape(r.label)}</td><td>{r.source}</td>" + "".join(f"<td>{_fmt(r.values.get(c))}</td>" for c in cols) + f"<td>{avg_html}</td></tr>")
         parts.append("</table>")
-    parts.append("<p>† published average differs from the mean of its row. Our averages are recomputed; (n/9) marks incomplete rows.</p>")
+    parts.append(f"<p>† published average differs from the mean of its row. Our averages are recomputed; (n/{len(judge_columns(judge))}) marks incomplete rows.</p>")
     return "\n".join(parts) + "\n"
 
 
 def plot_grouped_bars(rows: list[Row], path: str | Path) -> None:
-    """Grouped bars per benchmark: our rows plus the published AlignXplore+ rows."""
-    import matplotlib
+    """The main-results figure; its code lives in ``figures/main_results.py`` (one script per
+    paper figure), loaded from the repository so ``--figure`` keeps working."""
+    import importlib.util
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    script = Path(__file__).resolve().parents[2] / "figures" / "main_results.py"
+    if not script.is_file():
+        raise FileNotFoundError(f"{script}: the figure scripts ship with the repository checkout, not the installed package")
+    spec = importlib.util.spec_from_file_location("alignxplore_figure_main_results", script)
+    module = importlib.util.module_from_spec(spec)
+    import sys
 
-    shown = [r for r in rows if r.source == "ours"] + [r for r in rows if r.source == "paper" and r.label == "AlignXplore+"]
-    if not shown:
+    sys.path.insert(0, str(script.parent))  # its _common helper
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(script.parent))
+    if not rows:
         raise ValueError("no rows to plot")
-    cols = _columns(shown)
-    width = 0.8 / len(shown)
-    fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(cols)), 4.5))
-    for k, r in enumerate(shown):
-        xs = [i + (k - (len(shown) - 1) / 2) * width for i in range(len(cols))]
-        ax.bar(xs, [r.values.get(c, 0.0) for c in cols], width, label=f"{r.label} [{r.section}, {r.source}]")
-    ax.set_xticks(range(len(cols)), cols, rotation=20)
-    ax.set_ylabel("judge accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.axhline(50, color="grey", lw=0.8, ls="--")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    module.draw(rows, path, with_paper=any(r.source == "paper" for r in rows))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,18 +199,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-paper", action="store_true", help="only our rows")
     ap.add_argument("--metric", choices=TABLE_METRICS, default="accuracy",
                     help="figure shown for our rows (default: accuracy under the run's protocol, sampled by default)")
+    ap.add_argument("--judge", default=MAIN_JUDGE,
+                    help="downstream judge (a model name or path; e.g. the run's JUDGE_MODEL): the table of its published rows "
+                         "(Qwen3-8B: the main table; Qwen2.5-7B-Instruct, GPT-OSS-20B: eight columns, PersonaMem last), ours judged by it")
     args = ap.parse_args(argv)
-    ours = our_rows(args.results_dir, args.metric)
+    judge = published_judge(args.judge) or MAIN_JUDGE
+    ours = our_rows(args.results_dir, args.metric, judge)
     if not ours:
         log.warning("no results JSON under %s", args.results_dir)
-    rows = ([] if args.no_paper else paper_rows()) + ours
+    rows = ([] if args.no_paper else paper_rows(judge)) + ours
     # interleave: each section shows the paper rows, then ours
     rows.sort(key=lambda r: (list(SECTIONS).index(r.section), r.source != "paper"))
-    out = Path(args.out or Path(args.results_dir) / "table")
+    default = "table" if judge == MAIN_JUDGE else "table_" + judge.lower().replace(".", "_")  # no dot: .md/.html are suffixes
+    out = Path(args.out or Path(args.results_dir) / default)
     out.parent.mkdir(parents=True, exist_ok=True)
-    md = render_markdown(rows, args.metric)
+    md = render_markdown(rows, args.metric, judge)
     out.with_suffix(".md").write_text(md)
-    out.with_suffix(".html").write_text(render_html(rows, args.metric))
+    out.with_suffix(".html").write_text(render_html(rows, args.metric, judge))
     print(md)
     if args.figure:
         plot_grouped_bars(rows, args.figure)

@@ -54,12 +54,19 @@ def mixed_faults(key: str, attempt: int) -> str | None:
 
 class FakeOpenAIServer:
     def __init__(self, *, latency: float = 0.0, fault_plan: FaultPlan | None = None, hang_seconds: float = 30.0, unparseable_fraction: float = 0.0,
-                 tokenizer: str | None = None, serve_tokenize: bool = True):
+                 tokenizer: str | None = None, serve_tokenize: bool = True, max_model_len: int | None = None, harmony: bool = False):
         # /tokenize answers with the real tokenizer of the model the server stands for (the
         # Qwen3 judge / teacher: the one every Qwen3 size shares); serve_tokenize=False plays a
         # server without it (SGLang, a hosted API).
         self.tokenizer_path = tokenizer
         self.serve_tokenize = serve_tokenize
+        # max_model_len: served at GET /v1/models and enforced as vLLM does (HTTP 400 when
+        # prompt tokens + max_tokens exceed it); None: no /v1/models, no limit.
+        self.max_model_len = max_model_len
+        self.max_tokens_sent: list[int] = []  # max_tokens of every generation / sampled-judge request
+        # harmony: answer like GPT-OSS as vLLM returns its text (special tokens skipped): an
+        # analysis channel, then "assistantfinal" and the answer
+        self.harmony = harmony
         self.tokenize_requests = 0
         self.latency = latency
         self.unparseable_fraction = unparseable_fraction
@@ -105,6 +112,13 @@ class FakeOpenAIServer:
             if fault == "disconnect":
                 request.transport.close()
                 return web.Response(status=500)
+            if not body.get("continue_final_message"):
+                self.max_tokens_sent.append(int(body.get("max_tokens") or 0))
+            if self.max_model_len is not None:
+                n = len(self._chat_tokens(body))
+                if n + int(body.get("max_tokens") or 0) > self.max_model_len:
+                    return web.json_response({"error": {"message": f"This model's maximum context length is {self.max_model_len} tokens. "
+                                                        f"However, you requested {n + int(body.get('max_tokens') or 0)} tokens"}}, status=400)
             if body.get("logprobs") and body.get("continue_final_message"):
                 return web.json_response(self._judge_answer(body))
             if body.get("logprobs"):
@@ -120,14 +134,21 @@ class FakeOpenAIServer:
         ``{"count", "max_model_len", "tokens"}``."""
         self.tokenize_requests += 1
         body = await request.json()
-        tok = self._tok
         if "messages" in body:
-            text = tok.apply_chat_template(body["messages"], tokenize=False, add_generation_prompt=body.get("add_generation_prompt", True),
-                                           continue_final_message=body.get("continue_final_message", False), **(body.get("chat_template_kwargs") or {}))
-            tokens = tok.encode(text, add_special_tokens=body.get("add_special_tokens", False))
+            tokens = self._chat_tokens(body)
         else:
-            tokens = tok.encode(body["prompt"], add_special_tokens=body.get("add_special_tokens", True))
-        return web.json_response({"count": len(tokens), "max_model_len": 40960, "tokens": tokens, "token_strs": None})
+            tokens = self._tok.encode(body["prompt"], add_special_tokens=body.get("add_special_tokens", True))
+        return web.json_response({"count": len(tokens), "max_model_len": self.max_model_len or 40960, "tokens": tokens, "token_strs": None})
+
+    def _chat_tokens(self, body: dict) -> list[int]:
+        """The prompt token ids of a chat request, rendered as vLLM's chat endpoint does."""
+        text = self._tok.apply_chat_template(body["messages"], tokenize=False, add_generation_prompt=body.get("add_generation_prompt", True),
+                                             continue_final_message=body.get("continue_final_message", False), **(body.get("chat_template_kwargs") or {}))
+        return self._tok.encode(text, add_special_tokens=body.get("add_special_tokens", False))
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        """vLLM's ``GET /v1/models``: the served model with its ``max_model_len``."""
+        return web.json_response({"object": "list", "data": [{"id": "judge", "object": "model", "max_model_len": self.max_model_len}]})
 
     def _judge_answer(self, body: dict) -> dict:
         p_a = fake_p_a(body["messages"])
@@ -173,6 +194,9 @@ class FakeOpenAIServer:
             text = UNPARSEABLE_ANSWER
         else:
             text = json.dumps({"selection": f"Item {letter}"})
+        if self.harmony:  # a draft JSON in the analysis must not be what is parsed
+            other = "B" if letter == "A" else "A"
+            text = f'analysisMaybe {{"selection": "Item {other}"}}? Let me check the preference.assistantfinal{text}'
         p = fake_p_a(messages) if letter == "A" else 1 - fake_p_a(messages)
         token = JUDGE_LETTER_TOKENS[letter]
         return {
@@ -192,6 +216,8 @@ class FakeOpenAIServer:
     def _generation_answer(self, body: dict) -> dict:
         digest = request_key(body["messages"])[:8]
         text = f"<think>\nreasoning {digest}\n</think>\n\nThe user prefers items like {digest}."
+        if self.harmony:
+            text = f"analysisreasoning {digest}, no think tags here.assistantfinalThe user prefers items like {digest}."
         return {
             "id": "fake",
             "object": "chat.completion",
@@ -202,7 +228,7 @@ class FakeOpenAIServer:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "FakeOpenAIServer":
         ready = threading.Event()
-        if self.serve_tokenize:  # loaded before serving (once per process), so /tokenize answers at once
+        if self.serve_tokenize or self.max_model_len is not None:  # loaded before serving (once per process), so /tokenize answers at once
             from ..backends.openai import _load_tokenizer
             from ..tiny import qwen3_tokenizer_dir
 
@@ -215,6 +241,8 @@ class FakeOpenAIServer:
             app.router.add_post("/v1/chat/completions", self._handle)
             if self.serve_tokenize:
                 app.router.add_post("/tokenize", self._tokenize)
+            if self.max_model_len is not None:
+                app.router.add_get("/v1/models", self._models)
             self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
