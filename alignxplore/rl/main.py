@@ -1,7 +1,7 @@
 """Entry point of streaming GRPO: verl's ``run_ppo`` with our task runner (the DAPO recipe's route).
 
     python -m alignxplore.rl.main data.train_files=data/rl/train.parquet \\
-        actor_rollout_ref.model.path=runs/sft/final reward.custom_reward_function.reward_kwargs.base_url=http://judge:8000/v1
+        actor_rollout_ref.model.path=checkpoints/sft/final reward.custom_reward_function.reward_kwargs.base_url=http://judge:8000/v1
 
 ``bash verl/run_streaming_8p.sh`` runs exactly this with the knobs as env vars. The config is
 ``verl/config/streaming_grpo.yaml`` (``defaults: [ppo_trainer, _self_]``, searched through

@@ -20,7 +20,9 @@ Per response (FORMATS.md §4):
 
 Several judge replicas: ``base_url`` may list several URLs (comma-separated, or a YAML list);
 each reward worker then sends each request to the URL with the fewest of its requests in
-flight (ties in turn), so replicas share the load; ``concurrency`` applies per URL.
+flight (ties in turn), so replicas share the load; ``concurrency`` applies per URL. The first
+answer from each URL is printed once per worker with its host and Ray node id, so a cluster's
+log shows which nodes reach which judge.
 
 Every call returns the same keys: ``score``, ``format_ok``, ``confidence`` (P(correct), 0.0
 when not judged), ``judge_ok`` (False only when a judge call failed), ``stage``.
@@ -36,7 +38,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import random
+import socket
 import threading
 from dataclasses import dataclass, fields
 
@@ -103,6 +107,7 @@ class _Judge:
             ]
             self.in_flight = [0] * len(self.replicas)
             self.sent = [0] * len(self.replicas)
+            self.answered = [False] * len(self.replicas)
             self._turn = 0
         elif opts.backend == "hf":
             self.backend = load_backend("hf", opts.model, device=opts.device, progress=False)
@@ -119,9 +124,13 @@ class _Judge:
             self.in_flight[i] += 1
             self.sent[i] += 1
             try:
-                return await self.replicas[i].ajudge(messages)
+                result = await self.replicas[i].ajudge(messages)
             finally:
                 self.in_flight[i] -= 1
+            if result.ok and not self.answered[i]:
+                self.answered[i] = True
+                print(f"alignxplore reward: judge {self.opts.base_urls()[i]} answered ({worker_location()})", flush=True)
+            return result
 
         def run() -> JudgeScore:
             with self._lock:
@@ -157,6 +166,20 @@ class _Judge:
                 f"{self.consecutive_failures} times in a row (last: {error}); stopping the step "
                 f"(reward_kwargs.on_judge_error=zero scores failures 0 instead)"
             )
+
+
+def worker_location() -> str:
+    """Host, Ray node and process of this reward worker: on a cluster, the first answer of each
+    judge URL is logged with it, so the log shows which nodes reach which judge."""
+    node = "-"
+    try:
+        import ray
+
+        if ray.is_initialized():
+            node = ray.get_runtime_context().get_node_id()
+    except Exception:  # outside Ray (tests, benchmarks): no node id
+        pass
+    return f"host {socket.gethostname()}, ray node {node}, pid {os.getpid()}"
 
 
 _JUDGES: dict[JudgeOptions, _Judge] = {}

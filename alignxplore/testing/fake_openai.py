@@ -53,7 +53,8 @@ def mixed_faults(key: str, attempt: int) -> str | None:
 
 
 class FakeOpenAIServer:
-    def __init__(self, *, latency: float = 0.0, fault_plan: FaultPlan | None = None, hang_seconds: float = 30.0, unparseable_fraction: float = 0.0):
+    def __init__(self, *, host: str = "127.0.0.1", latency: float = 0.0, fault_plan: FaultPlan | None = None, hang_seconds: float = 30.0, unparseable_fraction: float = 0.0):
+        self.host = host  # an address of this machine (a non-loopback one for multi-node tests)
         self.latency = latency
         self.unparseable_fraction = unparseable_fraction
         self.fault_plan = fault_plan
@@ -69,7 +70,7 @@ class FakeOpenAIServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"http://{self.host}:{self.port}/v1"
 
     # -- request handling ----------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -187,7 +188,7 @@ class FakeOpenAIServer:
             app.router.add_post("/v1/chat/completions", self._handle)
             self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
             self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
+            site = web.TCPSite(self._runner, self.host, 0, backlog=1024)
             self._loop.run_until_complete(site.start())
             self.port = site._server.sockets[0].getsockname()[1]
             ready.set()
