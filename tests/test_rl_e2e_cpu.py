@@ -57,9 +57,16 @@ def format_warmed_model(base_dir: str, out_dir: Path, tokenizer) -> str:
     ids = torch.tensor([prompt_ids + answer_ids])
     target = torch.tensor(answer_ids)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
+    # Until the answer is learnt, not a fixed step count: where the loss is after N steps
+    # depends on the CPU (60 steps end at 0.29 on an AVX-512 box, < 0.1 elsewhere; 80 reach
+    # 0.01 here). Stopping at a mean of 0.05 left the model ending its answer after
+    # "</think>" (every response failed the format gate): go to 0.01. The bound of 200 steps
+    # is far past what either box needs (0.004 at step 100 here), so the assert holds anywhere.
+    for _ in range(200):
         hidden = model.model(input_ids=ids).last_hidden_state[0, len(prompt_ids) - 1 : -1]
         loss = torch.nn.functional.cross_entropy(model.lm_head(hidden), target)
+        if loss.item() < 0.01:
+            break
         loss.backward()
         opt.step()
         opt.zero_grad()
