@@ -47,3 +47,14 @@ def write_prompts_parquet(path: Path, n_rows: int = len(PROMPTS)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_parquet(path)
     return path
+
+
+async def judge_every_response(data_source=None, solution_str="", ground_truth=None, extra_info=None, **kwargs):
+    """The project's streaming reward (``alignxplore.rl.reward.compute_score``, same judge client
+    and kwargs) on the response wrapped in the ``<think>…</think>`` format, so that every
+    response reaches the judge: a random tiny policy never writes the format itself, and the
+    format gate would then score 0 without a judge call (tests/test_rl_two_node_cpu.py)."""
+    from alignxplore.rl.reward import compute_score as streaming_score
+
+    text = solution_str.strip() or "."
+    return await streaming_score(data_source, f"<think>\n{text}\n</think>\n\n{text}", ground_truth, extra_info, **kwargs)

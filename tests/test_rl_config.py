@@ -25,7 +25,7 @@ def test_yaml_composes_with_verl_defaults_and_holds_the_paper_settings():
     assert (a.clip_ratio_low, a.clip_ratio_high, a.optim.clip_grad, a.loss_agg_mode) == (0.2, 0.2, 1.0, "token-mean")
     assert (a.use_kl_loss, cfg.algorithm.use_kl_in_reward, a.entropy_coeff) == (False, False, 0)
     assert (d.max_prompt_length, d.max_response_length, d.filter_overlong_prompts) == (8192, 4096, False)
-    assert (r.name, r.tensor_model_parallel_size, r.gpu_memory_utilization, r.temperature, r.top_p, r.top_k) == ("vllm", 2, 0.8, 1.0, 1.0, -1)
+    assert (r.name, r.tensor_model_parallel_size, r.temperature, r.top_p, r.top_k) == ("vllm", 2, 1.0, 1.0, -1)
     assert (d.shuffle, d.seed, cfg.trainer.test_freq, cfg.trainer.val_before_train, cfg.trainer.save_freq) == (True, 1, -1, False, 30)
     assert (cfg.trainer.total_epochs, cfg.trainer.use_v1, cfg.algorithm.adv_estimator) == (1, False, "grpo")
     assert cfg.actor_rollout_ref.model.enable_gradient_checkpointing and cfg.actor_rollout_ref.model.use_remove_padding
@@ -37,12 +37,27 @@ def test_yaml_composes_with_verl_defaults_and_holds_the_paper_settings():
     assert cfg.actor_rollout_ref.actor.policy_loss.loss_mode == "vanilla"
 
 
-def test_yaml_passes_verls_validation():
+PRESETS = {  # preset: (nnodes, GPUs per node, rollout gpu_memory_utilization)
+    "node_1x8": (1, 8, 0.6),
+    "cluster_8x8": (8, 8, 0.8),
+}
+
+
+@pytest.mark.parametrize("preset", [None, *PRESETS])
+def test_yaml_and_presets_pass_verls_validation(preset):
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import omega_conf_to_dataclass, validate_config
     from verl.workers.config import FSDPActorConfig, RolloutConfig
 
-    cfg = compose_cfg()
+    cfg = compose_cfg([f"preset={preset}"] if preset else [])
+    nnodes, gpus, mem = PRESETS[preset or "node_1x8"]  # node_1x8 is the default
+    a, ref, r = cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.ref, cfg.actor_rollout_ref.rollout
+    assert (cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node, r.gpu_memory_utilization) == (nnodes, gpus, mem)
+    # memory-safe settings that leave the update unchanged, in every preset
+    assert a.use_dynamic_bsz and ref.log_prob_use_dynamic_bsz and r.log_prob_use_dynamic_bsz and a.shuffle
+    # every budget holds one full row (verl asserts it when it cuts micro-batches)
+    row = cfg.data.max_prompt_length + cfg.data.max_response_length
+    assert min(a.ppo_max_token_len_per_gpu, ref.log_prob_max_token_len_per_gpu, r.log_prob_max_token_len_per_gpu) >= row
     OmegaConf.resolve(cfg)
     check_config(cfg)
     assert not need_critic(cfg) and not need_reference_policy(cfg)
@@ -51,6 +66,22 @@ def test_yaml_passes_verls_validation():
     rollout = omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout)
     assert isinstance(actor, FSDPActorConfig) and isinstance(rollout, RolloutConfig)
     assert rollout.prompt_length == 8192 and rollout.response_length == 4096
+    assert actor.use_dynamic_bsz and actor.shuffle and actor.ppo_max_token_len_per_gpu == 16384
+    # chunked entropy reaches the FSDP engine of the actor (old-log-prob pass) and of the ref
+    assert actor.engine.entropy_from_logits_with_chunking and actor.engine.entropy_from_logits_chunk_size == 2048
+    assert cfg.actor_rollout_ref.ref.fsdp_config.entropy_from_logits_with_chunking
+    # one node: (2 stages x 1024 x n=4) / 8 GPUs = 1024 rows per GPU per step, split by tokens
+    assert rollout.log_prob_use_dynamic_bsz and rollout.log_prob_max_token_len_per_gpu == 32768
+
+
+def test_composing_by_path_equals_composing_by_package():
+    """``python -m alignxplore.rl.main`` finds verl's YAML by path (fast start-up checks); the
+    result is the same config as the YAML's own ``pkg://`` search path gives."""
+    from alignxplore.rl.main import verl_config_searchpath
+
+    by_pkg = compose_cfg()
+    by_path = compose_cfg([verl_config_searchpath()])
+    assert OmegaConf.to_container(by_pkg) == OmegaConf.to_container(by_path)
 
 
 def test_misspelt_override_fails_loudly():

@@ -143,3 +143,35 @@ def test_unknown_stage_and_option_are_errors(server):
         score_all(RESPONSES[:1], 3, base_url=server.base_url)
     with pytest.raises(ValueError, match="on_judge_error"):
         score_all(RESPONSES[:1], 1, base_url=server.base_url, on_judge_error="ignore")
+
+
+def test_several_judge_urls_share_the_requests():
+    """Judge replicas: every request goes to the least-loaded URL (ties in turn). All 24
+    requests start before any answer is read (asyncio runs each task to its first network wait
+    before it polls sockets), so the in-flight counts alternate and the split is exactly even —
+    on any machine and load."""
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        out = score_all(RESPONSES, 1, base_url=f"{a.base_url}, {b.base_url}")
+        assert (a.requests, b.requests) == (12, 12)
+        (judge,) = reward._JUDGES.values()
+        assert judge.sent == [12, 12] and judge.in_flight == [0, 0]
+        # a YAML list is the same thing as the comma-separated string
+        reward._JUDGES.clear()
+        score_all(RESPONSES[:4], 1, base_url=[a.base_url, b.base_url])
+        assert (a.requests, b.requests) == (14, 14)
+    assert [o["score"] for o in out] == pytest.approx([expected_score(GT["target1"], r, 1, i) for i, r in enumerate(RESPONSES)])
+
+
+def test_the_least_loaded_replica_is_picked_ties_in_turn():
+    """Least-loaded, not plain round-robin: a replica that answers slowly keeps requests in
+    flight and is passed over until the others are as busy."""
+    judge = reward.get_judge(reward.JudgeOptions(base_url="http://a:1/v1,http://b:1/v1,http://c:1/v1"))
+    judge.in_flight = [3, 0, 1]
+    assert judge._pick() == 1
+    judge.in_flight = [2, 2, 2]
+    assert [judge._pick() for _ in range(4)] == [2, 0, 1, 2]  # ties in turn, after the last pick
+
+
+def test_empty_judge_url_is_an_error():
+    with pytest.raises(ValueError, match="names no judge URL"):
+        score_all(RESPONSES[:1], 1, base_url=" , ")

@@ -18,6 +18,12 @@ Per response (FORMATS.md §4):
    1 - P(letter): its expectation is exactly P(correct letter). We use that expectation,
    which removes the sampling noise from the reward without changing its mean.
 
+Several judge replicas: ``base_url`` may list several URLs (comma-separated, or a YAML list);
+each reward worker then sends each request to the URL with the fewest of its requests in
+flight (ties in turn), so replicas share the load; ``concurrency`` applies per URL. The first
+answer from each URL is printed once per worker with its host and Ray node id, so a cluster's
+log shows which nodes reach which judge.
+
 Every call returns the same keys: ``score``, ``format_ok``, ``confidence`` (P(correct), 0.0
 when not judged), ``judge_ok`` (False only when a judge call failed), ``stage``.
 
@@ -32,7 +38,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import random
+import socket
 import threading
 from dataclasses import dataclass, fields
 
@@ -51,8 +59,8 @@ class JudgeOutage(RuntimeError):
 class JudgeOptions:
     backend: str = "openai"  # openai (a vLLM server, production) | hf (in-process, CPU tests) | embedding (CPU demo)
     model: str = "Qwen/Qwen3-8B"  # served model name (openai) or checkpoint path (hf)
-    base_url: str = "http://127.0.0.1:8000/v1"
-    concurrency: int = 64  # requests in flight per reward worker process
+    base_url: str = "http://127.0.0.1:8000/v1"  # one URL, or several comma-separated (judge replicas)
+    concurrency: int = 64  # requests in flight per reward worker process and judge URL
     timeout: float = 120.0
     max_retries: int = 4
     tokenizer: str | None = None  # openai: the judge's tokenizer (default: bundled Qwen3)
@@ -67,10 +75,19 @@ class JudgeOptions:
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise TypeError(f"unknown judge option(s) {unknown} in reward_kwargs; known: {sorted(known)}")
-        opts = cls(**{k: v for k, v in kwargs.items()})
+        values = dict(kwargs)
+        if "base_url" in values and not isinstance(values["base_url"], str):  # a YAML list of replicas
+            values["base_url"] = ",".join(str(u) for u in values["base_url"])
+        opts = cls(**values)
+        if not opts.base_urls():
+            raise ValueError("base_url names no judge URL")
         if opts.on_judge_error not in OUTAGE_POLICIES:
             raise ValueError(f"on_judge_error={opts.on_judge_error!r}; expected one of {OUTAGE_POLICIES}")
         return opts
+
+    def base_urls(self) -> tuple[str, ...]:
+        """The judge URLs, in the order given (``base_url`` split on commas)."""
+        return tuple(u.strip() for u in self.base_url.split(",") if u.strip())
 
 
 class _Judge:
@@ -83,8 +100,15 @@ class _Judge:
         self.consecutive_failures = 0
         self.failures = 0
         if opts.backend == "openai":
-            self.backend = load_backend("openai", opts.model, base_url=opts.base_url, concurrency=opts.concurrency,
-                                        timeout=opts.timeout, max_retries=opts.max_retries, tokenizer=opts.tokenizer, progress=False)
+            self.replicas = [
+                load_backend("openai", opts.model, base_url=url, concurrency=opts.concurrency, timeout=opts.timeout,
+                             max_retries=opts.max_retries, tokenizer=opts.tokenizer, progress=False)
+                for url in opts.base_urls()
+            ]
+            self.in_flight = [0] * len(self.replicas)
+            self.sent = [0] * len(self.replicas)
+            self.answered = [False] * len(self.replicas)
+            self._turn = 0
         elif opts.backend == "hf":
             self.backend = load_backend("hf", opts.model, device=opts.device, progress=False)
             self._lock = threading.Lock()  # one forward at a time on the shared in-process model
@@ -96,13 +120,38 @@ class _Judge:
 
     async def score(self, messages: list[dict]) -> JudgeScore:
         if self.opts.backend == "openai":
-            return await self.backend.ajudge(messages)
+            i = self._pick()
+            self.in_flight[i] += 1
+            self.sent[i] += 1
+            try:
+                result = await self.replicas[i].ajudge(messages)
+            finally:
+                self.in_flight[i] -= 1
+            if result.ok and not self.answered[i]:
+                self.answered[i] = True
+                print(f"alignxplore reward: judge {self.opts.base_urls()[i]} answered ({worker_location()})", flush=True)
+            return result
 
         def run() -> JudgeScore:
             with self._lock:
                 return self.backend.judge([messages])[0]
 
         return await asyncio.to_thread(run)
+
+    def _pick(self) -> int:
+        """The replica with the fewest requests in flight from this process; ties go in turn.
+
+        Least-loaded rather than plain round-robin: a slow replica (longer prompts, a busier
+        GPU) then gets fewer requests instead of an equal share of a growing queue.
+        """
+        n = len(self.replicas)
+        least = min(self.in_flight)
+        for k in range(n):
+            i = (self._turn + k) % n
+            if self.in_flight[i] == least:
+                self._turn = (i + 1) % n
+                return i
+        raise AssertionError("unreachable")
 
     def record(self, ok: bool, error: str | None) -> None:
         if ok:
@@ -117,6 +166,20 @@ class _Judge:
                 f"{self.consecutive_failures} times in a row (last: {error}); stopping the step "
                 f"(reward_kwargs.on_judge_error=zero scores failures 0 instead)"
             )
+
+
+def worker_location() -> str:
+    """Host, Ray node and process of this reward worker: on a cluster, the first answer of each
+    judge URL is logged with it, so the log shows which nodes reach which judge."""
+    node = "-"
+    try:
+        import ray
+
+        if ray.is_initialized():
+            node = ray.get_runtime_context().get_node_id()
+    except Exception:  # outside Ray (tests, benchmarks): no node id
+        pass
+    return f"host {socket.gethostname()}, ray node {node}, pid {os.getpid()}"
 
 
 _JUDGES: dict[JudgeOptions, _Judge] = {}

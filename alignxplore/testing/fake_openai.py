@@ -53,11 +53,12 @@ def mixed_faults(key: str, attempt: int) -> str | None:
 
 
 class FakeOpenAIServer:
-    def __init__(self, *, latency: float = 0.0, fault_plan: FaultPlan | None = None, hang_seconds: float = 30.0, unparseable_fraction: float = 0.0,
+    def __init__(self, *, host: str = "127.0.0.1", latency: float = 0.0, fault_plan: FaultPlan | None = None, hang_seconds: float = 30.0, unparseable_fraction: float = 0.0,
                  tokenizer: str | None = None, serve_tokenize: bool = True, max_model_len: int | None = None, harmony: bool = False):
         # /tokenize answers with the real tokenizer of the model the server stands for (the
         # Qwen3 judge / teacher: the one every Qwen3 size shares); serve_tokenize=False plays a
         # server without it (SGLang, a hosted API).
+        self.host = host  # an address of this machine (a non-loopback one for multi-node tests)
         self.tokenizer_path = tokenizer
         self.serve_tokenize = serve_tokenize
         # max_model_len: served at GET /v1/models and enforced as vLLM does (HTTP 400 when
@@ -83,7 +84,7 @@ class FakeOpenAIServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"http://{self.host}:{self.port}/v1"
 
     # -- request handling ----------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -245,7 +246,7 @@ class FakeOpenAIServer:
                 app.router.add_get("/v1/models", self._models)
             self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
             self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
+            site = web.TCPSite(self._runner, self.host, 0, backlog=1024)
             self._loop.run_until_complete(site.start())
             self.port = site._server.sockets[0].getsockname()[1]
             ready.set()
