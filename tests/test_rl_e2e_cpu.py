@@ -12,6 +12,7 @@ so every response would fail the format gate and the judge would never be called
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -39,40 +40,53 @@ def launcher_args(tmp_path: Path, **env) -> list[str]:
     return out.decode().split("\0")[:-1]
 
 
-def format_warmed_model(base_dir: str, out_dir: Path, tokenizer) -> str:
-    """The tiny model fine-tuned (plain torch, a few seconds) to answer RL prompts with WARM_ANSWER.
+def format_warmed_model(base_dir: str, out_dir: Path, tokenizer, rl_rows: Path) -> str:
+    """The tiny model fine-tuned (plain torch, seconds) to answer this run's RL prompts with WARM_ANSWER.
 
-    Logits only at the answer positions (the 151k-word output layer over the whole prompt
-    would cost most of the time). Trained *until* it has learnt the answer, not for a fixed
-    number of steps: where a fixed-step Adam trajectory lands depends on the CPU's kernels
-    (AVX-512 vs AVX2, thread count), the stopping rule does not. Learnt means every answer
-    token is the argmax under teacher forcing (so greedy decoding writes WARM_ANSWER exactly,
-    by induction over the positions) and the mean cross-entropy is below WARM_LOSS (so a
-    sampled rollout at temperature 1 keeps the whole answer with probability
-    >= exp(-WARM_LOSS * len(answer)) ~ 0.6 on this prompt; the fixture's RL prompts differ,
-    but a model this small that has memorised one answer writes it after any prompt of the
-    same template, which is all the judge-was-called check below needs).
-    Memorising one 11-token answer converges on any CPU (measured: 60-80 steps); the cap is
-    only there to turn a broken optimiser into a failure instead of a hang.
+    The prompts are the ones the run will sample from: every fixture row's stage-1 prompt and
+    its stage-2 prompt with WARM_ANSWER as the past summary (what stage 2 sees once stage 1
+    answers in the format). Trained *until* it has learnt the answer on every one of them,
+    not for a fixed number of steps: where a fixed-step Adam trajectory lands depends on the
+    CPU's kernels (AVX-512 vs AVX2, thread count; 60 steps ended at loss 0.09 on one box and
+    0.29 on another), the stopping rule does not. Learnt means every answer token is the argmax
+    under teacher forcing on every prompt (so greedy decoding writes WARM_ANSWER exactly, by
+    induction over the positions) and the mean cross-entropy per answer token is below
+    WARM_LOSS (so a rollout sampled at temperature 1 keeps the whole 11-token answer with
+    probability >= exp(-WARM_LOSS * 11) ~ 0.6: the 16 rollouts of a run call the judge).
+    Memorising one short answer converges on any CPU; the cap only turns a broken optimiser
+    into a failure instead of a hang. Logits only at the answer positions (the 151k-word output
+    layer over the whole prompt would cost most of the time).
     """
     import torch
     from transformers import AutoModelForCausalLM
 
-    from alignxplore.prompts import rl_messages
+    from alignxplore.formats import load_jsonl
+    from alignxplore.rl.coupling import stage2_messages
+    from alignxplore.rl.data import rl_row_to_record, validate_streaming_rl_row
+
+    conversations = []
+    for i, row in enumerate(load_jsonl(rl_rows, validate_streaming_rl_row)):
+        record = rl_row_to_record(row, i)
+        conversations += [record["prompt"], stage2_messages(json.loads(record["stage2_history"]), WARM_ANSWER)]
+    answer_ids = tokenizer(WARM_ANSWER + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    target = torch.tensor(answer_ids)
+    sequences = []
+    for conv in conversations:
+        prompt_ids = tokenizer(tokenizer.apply_chat_template(conv, add_generation_prompt=True, tokenize=False),
+                               add_special_tokens=False)["input_ids"]
+        sequences.append((torch.tensor([prompt_ids + answer_ids]), len(prompt_ids)))
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    triple = {"query": "q", "chosen": "a", "rejected": "b"}
-    prompt = tokenizer.apply_chat_template(rl_messages([triple]), add_generation_prompt=True, tokenize=False)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(WARM_ANSWER + "<|im_end|>", add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([prompt_ids + answer_ids])
-    target = torch.tensor(answer_ids)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for step in range(WARM_MAX_STEPS):
-        logits = model.lm_head(model.model(input_ids=ids).last_hidden_state[0, len(prompt_ids) - 1 : -1])
-        loss = torch.nn.functional.cross_entropy(logits, target)
-        if loss.item() < WARM_LOSS and bool((logits.argmax(-1) == target).all()):
+        losses, learnt = [], True
+        for ids, n_prompt in sequences:
+            logits = model.lm_head(model.model(input_ids=ids).last_hidden_state[0, n_prompt - 1 : -1])
+            losses.append(torch.nn.functional.cross_entropy(logits, target))
+            learnt &= bool((logits.argmax(-1) == target).all())
+        loss = torch.stack(losses).mean()
+        if learnt and loss.item() < WARM_LOSS:
             break
         loss.backward()
         opt.step()
@@ -114,7 +128,7 @@ def test_streaming_grpo_trains_two_steps_on_cpu_and_merges(tmp_path, tiny_model_
     data = tmp_path / "train.parquet"
     subprocess.run(["bash", str(REPO / "verl" / "preprocess.sh"), "--no-progress"], check=True, capture_output=True,
                    env={**os.environ, "PYTHON": sys.executable, "DATA": str(fixtures_dir / "rl.jsonl"), "OUT": str(data)})
-    policy = format_warmed_model(tiny_model_dir, tmp_path / "policy", tokenizer)
+    policy = format_warmed_model(tiny_model_dir, tmp_path / "policy", tokenizer, fixtures_dir / "rl.jsonl")
     ckpt = tmp_path / "ckpt"
     args = launcher_args(tmp_path, MODEL=policy, DATA=str(data), JUDGE_NAME=tiny_model_dir, OUTPUT=str(ckpt))
     assert args[:2] == ["-m", "alignxplore.rl.main"]

@@ -63,7 +63,7 @@ class JudgeOptions:
     concurrency: int = 64  # requests in flight per reward worker process and judge URL
     timeout: float = 120.0
     max_retries: int = 4
-    tokenizer: str | None = None  # openai: the judge's tokenizer (default: bundled Qwen3)
+    tokenizer: str | None = None  # openai: the judge model's tokenizer, only where the server has no /tokenize
     device: str = "cpu"  # hf only
     on_judge_error: str = "fail"
     max_consecutive_failures: int = 16
