@@ -138,16 +138,17 @@ def save_tiny_model(out_dir: str | os.PathLike, *, head_dim: int | None = None, 
     return str(out)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir")
     ap.add_argument("--head-dim", type=int, default=None, help="default: the shape's (16 for test, 32 for learnable)")
     ap.add_argument("--shape", choices=sorted(TINY_SHAPES), default="test")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--world", default=None, help="a synthetic world folder: restrict the vocabulary to its tokens")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     print(save_tiny_model(args.out_dir, head_dim=args.head_dim, seed=args.seed, shape=args.shape, world=args.world))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
