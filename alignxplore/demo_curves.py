@@ -54,7 +54,8 @@ def draw(sft: list[tuple[int, float]], rl: dict[str, list[tuple[int, float]]], o
     fig, (ax_sft, ax_rl) = plt.subplots(1, 2, figsize=(10, 3.6))
     if sft:
         ax_sft.plot(*zip(*sft), marker=".", color="tab:blue")
-    ax_sft.set(title="SFT: training loss (completion tokens)", xlabel="SFT step", ylabel="loss")
+    # log scale: the interesting part is the plateau at ~0.27 (the genre at chance) and the drop after it
+    ax_sft.set(title="SFT: training loss (completion tokens)", xlabel="SFT step", ylabel="loss (log scale)", yscale="log")
     ax_sft.grid(alpha=0.3)
     styles = {"stage1/reward": ("tab:orange", "-", "stage-1 reward"), "stage2/reward": ("tab:red", "-", "stage-2 reward"),
               "stage1/format_pass": ("tab:green", ":", "stage-1 format pass"),
@@ -64,6 +65,7 @@ def draw(sft: list[tuple[int, float]], rl: dict[str, list[tuple[int, float]]], o
             ax_rl.plot(*zip(*rl[key]), ls, marker=".", color=color, label=label)
     ax_rl.set(title="Streaming GRPO: per-step mean reward", xlabel="RL step", ylabel="reward / rate", ylim=(-0.02, 1.02))
     ax_rl.grid(alpha=0.3)
+    ax_rl.xaxis.get_major_locator().set_params(integer=True)
     if any(rl.values()):
         ax_rl.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
