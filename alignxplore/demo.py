@@ -62,8 +62,8 @@ class Demo:
         that was interrupted (no marker) keeps them and resumes.
 
         ``in_process``: call the entry point's ``main(argv)`` in this process instead of a new
-        interpreter. Same code, same arguments; it saves the 5-50 s that each fresh interpreter
-        spends importing torch/transformers (most of a small stage's time on a 2-core box).
+        interpreter. Same code, same arguments; it saves the imports each fresh interpreter pays
+        (20-50 s of torch/transformers/datasets measured on a loaded 2-core box: most of a small stage).
         SFT training (accelerate/TRL state) and RL (Ray) keep their own process.
         """
         marker = self.out / ".stages" / f"{name}.json"
