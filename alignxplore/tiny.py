@@ -106,7 +106,7 @@ def build_tiny_model(*, head_dim: int | None = None, seed: int = 0, shape: str =
     ``world``: a synthetic world folder (``alignxplore.synthetic``); the tokenizer is then
     the Qwen3 one restricted to the world's tokens (``alignxplore.world_tokenizer``: same
     token strings on every world text, ~800 ids instead of 151,669), and so is the
-    embedding/output layer (the "learnable" shape: ~0.3 M parameters instead of 19.7 M).
+    embedding/output layer (the "learnable" shape: 0.39 M parameters instead of 19.7 M).
     """
     import torch
     from transformers import Qwen3ForCausalLM
