@@ -1,7 +1,7 @@
 """The whole paper in miniature on a CPU: SFT -> streaming GRPO -> summaries -> judge -> table.
 
     make demo                                   # = python -m alignxplore.demo --out runs/demo
-    python -m alignxplore.demo --out runs/demo --sft-steps 150 --rl-steps 2
+    python -m alignxplore.demo --out runs/demo --sft-steps 150 --rl-steps 8
 
 It adds no second implementation of any stage: every step below runs the entry point a
 cluster user runs (``alignxplore.sft.prepare`` / ``sft.train``, ``alignxplore.rl.data`` /
@@ -9,7 +9,8 @@ cluster user runs (``alignxplore.sft.prepare`` / ``sft.train``, ``alignxplore.rl
 ``eval.evaluate`` / ``eval.table``) as a subprocess, on:
 
 * a synthetic preference world (``alignxplore.synthetic``): users with one latent genre;
-* a tiny Qwen3 policy (real tokenizer, random weights, the ``learnable`` shape);
+* a tiny Qwen3 policy (the real tokenizer restricted to the world's tokens, ``alignxplore.world_tokenizer``;
+  random weights, the ``learnable`` body);
 * a sentence-encoder judge (``--judge-backend embedding``): a cheap stand-in downstream
   model that really reads the summary; NOT the paper's Qwen3-8B judge.
 
@@ -20,7 +21,8 @@ empty within 45-55%, another user's below 50%; the demo prints whether they hold
 
 Each stage writes a marker in ``OUT/.stages`` when it finishes; a rerun skips finished stages
 whose command is unchanged (delete ``OUT`` to start afresh). Stage wall times are printed as
-they finish and in a summary at the end (also ``OUT/timings.json``).
+they finish and in a summary at the end (also ``OUT/timings.json``); the learning curves (SFT loss,
+per-step RL reward and format pass of both stages) go to ``OUT/learning.png`` (``alignxplore.demo_curves``).
 """
 from __future__ import annotations
 
