@@ -6,7 +6,8 @@
 It adds no second implementation of any stage: every step below runs the entry point a
 cluster user runs (``alignxplore.sft.prepare`` / ``sft.train``, ``alignxplore.rl.data`` /
 ``rl.main`` (with the CPU plug-in's overrides) / ``rl.merge``, ``alignxplore.eval.generate`` /
-``eval.evaluate`` / ``eval.table``) as a subprocess, on:
+``eval.evaluate`` / ``eval.table``): SFT training and RL as subprocesses, the light stages through
+their ``main(argv)`` in this process; on:
 
 * a synthetic preference world (``alignxplore.synthetic``): users with one latent genre;
 * a tiny Qwen3 policy (the real tokenizer restricted to the world's tokens, ``alignxplore.world_tokenizer``;
