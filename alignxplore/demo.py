@@ -1,15 +1,17 @@
 """The whole paper in miniature on a CPU: SFT -> streaming GRPO -> summaries -> judge -> table.
 
     make demo                                   # = python -m alignxplore.demo --out runs/demo
-    python -m alignxplore.demo --out runs/demo --sft-steps 150 --rl-steps 2
+    python -m alignxplore.demo --out runs/demo --sft-steps 150 --rl-steps 8
 
 It adds no second implementation of any stage: every step below runs the entry point a
 cluster user runs (``alignxplore.sft.prepare`` / ``sft.train``, ``alignxplore.rl.data`` /
 ``rl.main`` (with the CPU plug-in's overrides) / ``rl.merge``, ``alignxplore.eval.generate`` /
-``eval.evaluate`` / ``eval.table``) as a subprocess, on:
+``eval.evaluate`` / ``eval.table``): SFT training and RL as subprocesses, the light stages through
+their ``main(argv)`` in this process; on:
 
 * a synthetic preference world (``alignxplore.synthetic``): users with one latent genre;
-* a tiny Qwen3 policy (real tokenizer, random weights, the ``learnable`` shape);
+* a tiny Qwen3 policy (the real tokenizer restricted to the world's tokens, ``alignxplore.world_tokenizer``;
+  random weights, the ``learnable`` body);
 * a sentence-encoder judge (``--judge-backend embedding``): a cheap stand-in downstream
   model that really reads the summary; NOT the paper's Qwen3-8B judge.
 
@@ -20,7 +22,8 @@ empty within 45-55%, another user's below 50%; the demo prints whether they hold
 
 Each stage writes a marker in ``OUT/.stages`` when it finishes; a rerun skips finished stages
 whose command is unchanged (delete ``OUT`` to start afresh). Stage wall times are printed as
-they finish and in a summary at the end (also ``OUT/timings.json``).
+they finish and in a summary at the end (also ``OUT/timings.json``); the learning curves (SFT loss,
+per-step RL reward and format pass of both stages) go to ``OUT/learning.png`` (``alignxplore.demo_curves``).
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .demo_curves import learning_curves
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = ("untrained", "sft", "rl")
@@ -50,13 +55,19 @@ class Demo:
     python: str = sys.executable
     timings: dict = field(default_factory=dict)
 
-    def stage(self, name: str, cmd: list[str], env: dict | None = None, inputs: tuple = (), outputs: tuple = ()) -> None:
+    def stage(self, name: str, cmd: list[str], env: dict | None = None, inputs: tuple = (), outputs: tuple = (),
+              in_process: bool = True) -> None:
         """Run one stage's command unless it already finished with the same command on the
         same inputs (files or folders, fingerprinted by path, size and modification time).
 
         A stage that finished on other inputs (or with another command) first deletes its
         ``outputs``: they are resumable files, and stale records must not be resumed. A stage
         that was interrupted (no marker) keeps them and resumes.
+
+        ``in_process``: call the entry point's ``main(argv)`` in this process instead of a new
+        interpreter. Same code, same arguments; it saves the imports each fresh interpreter pays
+        (20-50 s of torch/transformers/datasets measured on a loaded 2-core box: most of a small stage).
+        SFT training (accelerate/TRL state) and RL (Ray) keep their own process.
         """
         marker = self.out / ".stages" / f"{name}.json"
         record = {"cmd": cmd, "inputs": fingerprint(inputs)}
@@ -69,14 +80,33 @@ class Demo:
             marker.unlink()
         print(f"\n[demo] === {name} ===\n[demo] $ {' '.join(cmd)}", flush=True)
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, **(env or {})})
+        returncode = self._in_process(cmd) if in_process else subprocess.run(cmd, cwd=REPO, env={**os.environ, **(env or {})}).returncode
         seconds = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"[demo] {name} failed (exit {proc.returncode}) after {seconds:.0f} s; rerun to resume from it")
+        if returncode != 0:
+            raise SystemExit(f"[demo] {name} failed (exit {returncode}) after {seconds:.0f} s; rerun to resume from it")
         self.timings[name] = round(seconds, 1)
         print(f"[demo] {name}: {seconds:.1f} s", flush=True)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({**record, "seconds": round(seconds, 1)}) + "\n")
+
+    @staticmethod
+    def _in_process(cmd: list[str]) -> int:
+        import importlib
+
+        assert cmd[1] == "-m", cmd
+        try:
+            code = importlib.import_module(cmd[2]).main(cmd[3:])
+        except SystemExit as stop:  # argparse errors and the entry points' one-line errors
+            if stop.code not in (None, 0):
+                print(stop.code if isinstance(stop.code, str) else f"exit {stop.code}", file=sys.stderr)
+                return stop.code if isinstance(stop.code, int) else 1
+            return 0
+        except Exception:  # noqa: BLE001 - reported like a failed subprocess: traceback, then the stage's line
+            import traceback
+
+            traceback.print_exc()
+            return 1
+        return int(code or 0)
 
     def py(self, module: str, *args: str) -> list[str]:
         return [self.python, "-m", module, *map(str, args)]
@@ -112,7 +142,8 @@ def rl_command(demo: Demo, args, policy: str, data: Path, ckpt: Path) -> tuple[l
         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
         "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4",
         f"actor_rollout_ref.rollout.n={args.rl_n}",
-        "data.max_prompt_length=768",
+        # stage-1 prompts hold up to L-2 behaviours (~45 tokens each) after ~300 of instructions
+        f"data.max_prompt_length={320 + 48 * args.history_len}",
         f"data.max_response_length={args.max_new_tokens}",
         f"actor_rollout_ref.actor.optim.lr={args.rl_lr}",
         "reward.custom_reward_function.reward_kwargs.backend=embedding",
@@ -120,8 +151,14 @@ def rl_command(demo: Demo, args, policy: str, data: Path, ckpt: Path) -> tuple[l
         "trainer.project_name=alignxplore_demo",
         "trainer.experiment_name=streaming_grpo_cpu",
     ]
-    cmd = demo.py("alignxplore.rl.main", *sizes, *cpu_overrides(n_procs=1, tmp_dir=demo.out / "rl"))
-    return cmd, cpu_env()
+    # verl's file logger as well as the console: one JSON line of metrics per step, for the figure
+    overrides = [o for o in cpu_overrides(n_procs=1, tmp_dir=demo.out / "rl") if not o.startswith("trainer.logger=")]
+    cmd = demo.py("alignxplore.rl.main", *sizes, *overrides, "trainer.logger=[console,file]")
+    return cmd, {**cpu_env(), "VERL_FILE_LOGGER_PATH": str(rl_metrics_file(demo.out))}
+
+
+def rl_metrics_file(out: Path) -> Path:
+    return out / "rl" / "metrics.jsonl"
 
 
 def sanity_report(results: Path, bounds: dict = SANITY) -> list[str]:
@@ -145,7 +182,8 @@ def run(args) -> int:
     demo.stage("world", demo.py("alignxplore.synthetic", "--out", world, "--sft-users", args.sft_users,
                                 "--rl-users", args.rl_users, "--test-users", args.test_users, "--seed", args.seed,
                                 "--history-len", args.history_len))
-    demo.stage("base-policy", demo.py("alignxplore.tiny", base, "--shape", "learnable"))
+    demo.stage("base-policy", demo.py("alignxplore.tiny", base, "--shape", "learnable", "--world", world),
+               inputs=(world,), outputs=(base,))
 
     # -- stage 1: SFT -------------------------------------------------------------------
     demo.stage("sft-prepare", demo.py("alignxplore.sft.prepare", "--data", world / "sft.jsonl", "--model", base,
@@ -155,9 +193,9 @@ def run(args) -> int:
         "alignxplore.sft.train", "--model_name_or_path", base, "--dataset_path", out / "sft" / "prepared",
         "--output_dir", out / "sft" / "run", "--max_steps", args.sft_steps, "--per_device_train_batch_size", 16,
         "--learning_rate", args.sft_lr, "--lr_scheduler_type", "constant", "--warmup_ratio", 0, "--weight_decay", 0,
-        "--gradient_checkpointing", "false", "--logging_steps", 10, "--save_steps", args.sft_steps,
+        "--gradient_checkpointing", "false", "--logging_steps", 5, "--save_steps", args.sft_steps,
         "--report_to", "none", "--dataloader_num_workers", 0, "--seed", args.seed), inputs=(out / "sft" / "prepared",),
-               outputs=(out / "sft" / "run",))
+               outputs=(out / "sft" / "run",), in_process=False)
     sft_model = out / "sft" / "run" / "final"
 
     # -- stage 2: streaming GRPO --------------------------------------------------------
@@ -165,7 +203,7 @@ def run(args) -> int:
     demo.stage("rl-prepare", demo.py("alignxplore.rl.data", "--input", world / "rl.jsonl", "--output", rl_data),
                inputs=(world / "rl.jsonl",))
     cmd, env = rl_command(demo, args, str(sft_model), rl_data, rl_ckpt)
-    demo.stage("rl-train", cmd, env, inputs=(rl_data, sft_model), outputs=(rl_ckpt,))
+    demo.stage("rl-train", cmd, env, inputs=(rl_data, sft_model), outputs=(rl_ckpt,), in_process=False)
     demo.stage("rl-merge", demo.py("alignxplore.rl.merge", "--ckpt-dir", rl_ckpt, "--out", rl_model), inputs=(rl_ckpt,))
 
     # -- stage 3: summaries, judge, table ------------------------------------------------
@@ -192,13 +230,15 @@ def run(args) -> int:
                                 "--out", out / "results" / "table", "--figure", out / "results.png"),
                inputs=[out / "results" / r for r in (*REFERENCE_ROWS, "direct", *(f"policy-{p}" for p in POLICIES))])
 
+    curves = learning_curves(out / "sft" / "run", rl_metrics_file(out), out / "learning.png")
     total = time.perf_counter() - t_start
     print("\n[demo] results table (judge: all-MiniLM-L6-v2 stand-in, not the paper's Qwen3-8B):\n")
     print((out / "results" / "table.md").read_text())
     sanity = sanity_report(out / "results", {**SANITY, "empty": tuple(args.sanity_empty)})
     print("[demo] sanity rows:\n" + "\n".join("  " + s for s in sanity))
     print("\n[demo] stage wall times (s): " + ", ".join(f"{k} {v}" for k, v in demo.timings.items()))
-    print(f"[demo] total {total:.0f} s this run; outputs in {out} (table.md/html, results.png)")
+    print(f"[demo] learning curves (SFT loss, per-step RL reward and format pass of both stages): {curves}")
+    print(f"[demo] total {total:.0f} s this run; outputs in {out} (table.md/html, results.png, learning.png)")
     (out / "timings.json").write_text(json.dumps({"stages": demo.timings, "total_s": round(total, 1)}, indent=2) + "\n")
     return 0 if all(s.endswith(" ok") for s in sanity) else 1
 
@@ -211,18 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--sft-users", type=int, default=512)
     w.add_argument("--rl-users", type=int, default=64)
     w.add_argument("--test-users", type=int, default=48, help="held-out users per benchmark (mirrored pairs)")
-    w.add_argument("--history-len", type=int, default=9, help="behaviours per user (SFT rows see a third each)")
+    w.add_argument("--history-len", type=int, default=18, help="behaviours per user (SFT rows see a third each)")
     w.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sanity-empty", type=float, nargs=2, default=SANITY["empty"], metavar=("LO", "HI"),
                     help="accepted accuracy range of the empty-summary row (wider for small --test-users)")
     t = ap.add_argument_group("training")
     t.add_argument("--sft-steps", type=int, default=150)
     t.add_argument("--sft-lr", type=float, default=3e-3)
-    t.add_argument("--rl-steps", type=int, default=2)
+    t.add_argument("--rl-steps", type=int, default=8)
     t.add_argument("--max-new-tokens", type=int, default=40, help="summary length cap for rollouts and evaluation (the SFT answer is ~22 tokens)")
     t.add_argument("--rl-batch", type=int, default=4, help="prompts per RL step (x n responses, x 2 stages)")
     t.add_argument("--rl-n", type=int, default=4)
-    t.add_argument("--rl-lr", type=float, default=1e-5)
+    t.add_argument("--rl-lr", type=float, default=2e-4)
     return ap
 
 

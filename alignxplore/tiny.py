@@ -5,7 +5,7 @@ The tokenizer is the real Qwen3 one (vocabulary, merges and the chat template wi
 from a seeded random init, so nothing is ever downloaded. ``save_tiny_model(dir)`` writes an
 ordinary HF checkpoint folder that every backend loads by path, exactly like a real model.
 
-    python -m alignxplore.tiny OUT_DIR [--head-dim 64] [--shape learnable]
+    python -m alignxplore.tiny OUT_DIR [--head-dim 64] [--shape learnable] [--world runs/demo/world]
 
 ``head_dim=64`` gives the variant vLLM's CPU attention kernel accepts (it rejects 16).
 ``shape="learnable"`` (hidden 128, 2 layers, 4 heads of head_dim 32, 2 KV heads, MLP 256,
@@ -99,13 +99,24 @@ def tiny_shape(shape: str, head_dim: int | None = None) -> dict:
     return kw
 
 
-def build_tiny_model(*, head_dim: int | None = None, seed: int = 0, shape: str = "test"):
+def build_tiny_model(*, head_dim: int | None = None, seed: int = 0, shape: str = "test", world: str | os.PathLike | None = None):
     """``(model, tokenizer)``: a random Qwen3ForCausalLM — about 10 M parameters for the
-    default ``"test"`` shape, 19.7 M for ``"learnable"``."""
+    default ``"test"`` shape, 19.7 M for ``"learnable"`` with the full Qwen3 vocabulary.
+
+    ``world``: a synthetic world folder (``alignxplore.synthetic``); the tokenizer is then
+    the Qwen3 one restricted to the world's tokens (``alignxplore.world_tokenizer``: same
+    token strings on every world text, ~800 ids instead of 151,669), and so is the
+    embedding/output layer (the "learnable" shape: 0.39 M parameters instead of 19.7 M).
+    """
     import torch
     from transformers import Qwen3ForCausalLM
 
-    tokenizer = load_qwen3_tokenizer()
+    if world is None:
+        tokenizer = load_qwen3_tokenizer()
+    else:
+        from .world_tokenizer import world_tokenizer
+
+        tokenizer = world_tokenizer(world)
     config = tiny_qwen3_config(len(tokenizer), **tiny_shape(shape, head_dim))
     config.pad_token_id = tokenizer.pad_token_id
     config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -114,27 +125,30 @@ def build_tiny_model(*, head_dim: int | None = None, seed: int = 0, shape: str =
     return model, tokenizer
 
 
-def save_tiny_model(out_dir: str | os.PathLike, *, head_dim: int | None = None, seed: int = 0, shape: str = "test") -> str:
+def save_tiny_model(out_dir: str | os.PathLike, *, head_dim: int | None = None, seed: int = 0, shape: str = "test",
+                    world: str | os.PathLike | None = None) -> str:
     """Write the tiny model and tokenizer as an HF checkpoint folder (idempotent)."""
     out = Path(out_dir)
     if (out / "config.json").exists() and (out / "tokenizer_config.json").exists():
         return str(out)
-    model, tokenizer = build_tiny_model(head_dim=head_dim, seed=seed, shape=shape)
+    model, tokenizer = build_tiny_model(head_dim=head_dim, seed=seed, shape=shape, world=world)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return str(out)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m alignxplore.tiny", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir")
     ap.add_argument("--head-dim", type=int, default=None, help="default: the shape's (16 for test, 32 for learnable)")
     ap.add_argument("--shape", choices=sorted(TINY_SHAPES), default="test")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    print(save_tiny_model(args.out_dir, head_dim=args.head_dim, seed=args.seed, shape=args.shape))
+    ap.add_argument("--world", default=None, help="a synthetic world folder: restrict the vocabulary to its tokens")
+    args = ap.parse_args(argv)
+    print(save_tiny_model(args.out_dir, head_dim=args.head_dim, seed=args.seed, shape=args.shape, world=args.world))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

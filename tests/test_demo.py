@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_demo_pipeline_runs_every_stage_and_the_sanity_rows_hold(tmp_path):
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "alignxplore.demo", "--out", str(out), "--sft-users", "32", "--rl-users", "8",
-           "--test-users", "32", "--sft-steps", "4", "--rl-steps", "1", "--rl-batch", "2", "--rl-n", "2",
+           "--test-users", "32", "--history-len", "9", "--sft-steps", "5", "--rl-steps", "2", "--rl-batch", "2", "--rl-n", "2",
            "--max-new-tokens", "24"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
     log = proc.stdout + proc.stderr
@@ -45,6 +45,18 @@ def test_demo_pipeline_runs_every_stage_and_the_sanity_rows_hold(tmp_path):
                 metrics = json.loads((out / "results" / f"policy-{policy}" / mode / f"{bench}.json").read_text())["metrics"]
                 assert metrics["n_items"] == 32
     assert (out / "results.png").stat().st_size > 0
+    # the policy has the world-sized vocabulary, in every stage's model folder
+    from transformers import AutoConfig
+
+    for model in (out / "base", out / "sft" / "run" / "final", out / "rl" / "final"):
+        assert AutoConfig.from_pretrained(model).vocab_size < 2000
+    # the learning curves: SFT losses and one point per RL step for both stages' reward and format pass
+    curves = json.loads((out / "learning.json").read_text())
+    assert len(curves["sft_loss"]) >= 1
+    for key in ("stage1/reward", "stage2/reward", "stage1/format_pass", "stage2/format_pass"):
+        assert [step for step, _ in curves[key]] == [1, 2], key
+        assert all(0.0 <= v <= 1.0 for _, v in curves[key])
+    assert (out / "learning.png").stat().st_size > 0
     assert "sanity rows" in log and "OUT OF RANGE" not in log
 
     # a rerun reuses every finished stage
