@@ -182,6 +182,9 @@ def run(args) -> int:
     demo.stage("world", demo.py("alignxplore.synthetic", "--out", world, "--sft-users", args.sft_users,
                                 "--rl-users", args.rl_users, "--test-users", args.test_users, "--seed", args.seed,
                                 "--history-len", args.history_len))
+    cross = world / "cross_task"  # inside the world: the world-sized vocabulary covers its texts too
+    demo.stage("cross-task-world", demo.py("alignxplore.synthetic_pairs", "--out", cross, "--users", args.cross_task_users,
+                                           "--seed", args.seed), outputs=(cross,))
     demo.stage("base-policy", demo.py("alignxplore.tiny", base, "--shape", "learnable", "--world", world),
                inputs=(world,), outputs=(base,))
 
@@ -230,15 +233,42 @@ def run(args) -> int:
                                 "--out", out / "results" / "table", "--figure", out / "results.png"),
                inputs=[out / "results" / r for r in (*REFERENCE_ROWS, "direct", *(f"policy-{p}" for p in POLICIES))])
 
+    # -- cross-task transfer (full history): summaries from one task's history, judged on the other's target
+    cross_judge = ["--judge-backend", "embedding", "--judge-model", "packaged", "--data-dir", cross,
+                   "--registry", cross / "benchmarks.yaml", "--results-dir", out / "cross_task" / "results", "--modes", "full"]
+    demo.stage("generate-rl-cross-task", demo.py(
+        "alignxplore.eval.generate", "--mode", "full", "--data-dir", cross, "--registry", cross / "benchmarks.yaml",
+        "--out-dir", out / "cross_task" / "summaries" / "policy-rl", "--backend", "hf", "--model", rl_model, "--batch-size", 32,
+        "--max-new-tokens", args.max_new_tokens), inputs=(cross, rl_model), outputs=(out / "cross_task" / "summaries" / "policy-rl",))
+    for row, summaries in (("teacher", cross / "summaries" / "teacher"), ("empty", cross / "summaries" / "empty"),
+                           ("policy-rl", out / "cross_task" / "summaries" / "policy-rl")):
+        demo.stage(f"evaluate-cross-task-{row}", demo.py("alignxplore.eval.evaluate", "--summaries-dir", summaries, "--run-name", row,
+                                                         *cross_judge), inputs=(summaries,), outputs=(out / "cross_task" / "results" / row,))
+    demo.stage("cross-task-table", demo.py("alignxplore.eval.cross_task", "table", "--results-dir", out / "cross_task" / "results",
+                                           "--metric", SANITY_METRIC, "--out", out / "cross_task" / "table.md"),
+               inputs=(out / "cross_task" / "results",))
+
+    # -- the paper's figures, drawn from the miniature's results beside the published values
+    figures = out / "figures"
+    for fig, results in (("main_results", out / "results"), ("model_transfer", out / "results"),
+                         ("task_transfer", out / "cross_task" / "results")):
+        demo.stage(f"figure-{fig}", [demo.python, str(REPO / "figures" / f"{fig}.py"), "--results-dir", str(results),
+                                     "--metric", SANITY_METRIC, "--out", str(figures / f"{fig}.png")],
+                   inputs=(results,), outputs=(figures / f"{fig}.png",), in_process=False)
+    demo.stage("figure-pipeline", [demo.python, str(REPO / "figures" / "pipeline.py"), "--out", str(figures / "pipeline.png")],
+               outputs=(figures / "pipeline.png",), in_process=False)
+
     curves = learning_curves(out / "sft" / "run", rl_metrics_file(out), out / "learning.png")
     total = time.perf_counter() - t_start
     print("\n[demo] results table (judge: all-MiniLM-L6-v2 stand-in, not the paper's Qwen3-8B):\n")
     print((out / "results" / "table.md").read_text())
+    print("[demo] cross-task transfer (full history; summary from one task, judged on the other):\n")
+    print((out / "cross_task" / "table.md").read_text())
     sanity = sanity_report(out / "results", {**SANITY, "empty": tuple(args.sanity_empty)})
     print("[demo] sanity rows:\n" + "\n".join("  " + s for s in sanity))
     print("\n[demo] stage wall times (s): " + ", ".join(f"{k} {v}" for k, v in demo.timings.items()))
     print(f"[demo] learning curves (SFT loss, per-step RL reward and format pass of both stages): {curves}")
-    print(f"[demo] total {total:.0f} s this run; outputs in {out} (table.md/html, results.png, learning.png)")
+    print(f"[demo] total {total:.0f} s this run; outputs in {out} (table.md/html, results.png, learning.png, figures/)")
     (out / "timings.json").write_text(json.dumps({"stages": demo.timings, "total_s": round(total, 1)}, indent=2) + "\n")
     return 0 if all(s.endswith(" ok") for s in sanity) else 1
 
@@ -253,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--test-users", type=int, default=48, help="held-out users per benchmark (mirrored pairs)")
     w.add_argument("--history-len", type=int, default=18, help="behaviours per user (SFT rows see a third each)")
     w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--cross-task-users", type=int, default=16, help="users of the paired cross-task set (alignxplore/synthetic_pairs.py)")
     ap.add_argument("--sanity-empty", type=float, nargs=2, default=SANITY["empty"], metavar=("LO", "HI"),
                     help="accepted accuracy range of the empty-summary row (wider for small --test-users)")
     t = ap.add_argument_group("training")

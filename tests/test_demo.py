@@ -24,7 +24,7 @@ def test_demo_pipeline_runs_every_stage_and_the_sanity_rows_hold(tmp_path):
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "alignxplore.demo", "--out", str(out), "--sft-users", "32", "--rl-users", "8",
            "--test-users", "32", "--history-len", "9", "--sft-steps", "5", "--rl-steps", "2", "--rl-batch", "2", "--rl-n", "2",
-           "--max-new-tokens", "24"]
+           "--max-new-tokens", "24", "--cross-task-users", "8"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
@@ -57,6 +57,15 @@ def test_demo_pipeline_runs_every_stage_and_the_sanity_rows_hold(tmp_path):
         assert [step for step, _ in curves[key]] == [1, 2], key
         assert all(0.0 <= v <= 1.0 for _, v in curves[key])
     assert (out / "learning.png").stat().st_size > 0
+    # cross-task transfer: both directions judged for every paired user (one user on each side only is
+    # counted out by the join), the table printed, and the paper's figures drawn from the demo's results
+    for row in ("teacher", "empty", "policy-rl"):
+        for bench in ("rs_to_rec", "rec_to_rs"):
+            metrics = json.loads((out / "cross_task" / "results" / row / "full" / f"{bench}.json").read_text())["metrics"]
+            assert metrics["n_items"] == 8, (row, bench)
+    assert "cross-task transfer" in log and "policy-rl" in (out / "cross_task" / "table.md").read_text()
+    for fig in ("main_results", "model_transfer", "task_transfer", "pipeline"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 0, fig
     assert "sanity rows" in log and "OUT OF RANGE" not in log
 
     # a rerun reuses every finished stage
