@@ -17,9 +17,11 @@ log = logging.getLogger("alignxplore")
 
 def run_main(main: Callable[[], int | None]) -> None:
     logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")
+    from .backends.base import BackendSetupError
+
     try:
         sys.exit(main() or 0)
-    except DataError as err:
+    except (DataError, BackendSetupError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 
@@ -103,7 +105,10 @@ def check_backend_args(args, prefix: str = "") -> None:
         check_model(getattr(args, p + "tokenizer"), f"--{prefix}tokenizer", weights=False)
 
 
-def backend_from_args(args, prefix: str = ""):
+def backend_from_args(args, prefix: str = "", *, judge: bool = True):
+    """The backend the flags name. ``judge=False`` for generation-only callers (summaries,
+    ``alignxplore infer``): an OpenAI-compatible server then needs no ``/tokenize`` or
+    ``--tokenizer`` at start-up (the A/B letter ids are only asked by a judge call)."""
     from .backends import load_backend
 
     p = prefix.replace("-", "_")
@@ -124,6 +129,6 @@ def backend_from_args(args, prefix: str = ""):
         opts = dict(batch_size=get("batch_size"))
     else:
         opts = dict(base_url=get("base_url"), api_key=get("api_key"), concurrency=get("concurrency"), timeout=get("timeout"),
-                    max_retries=get("max_retries"), tokenizer=get("tokenizer"), max_model_len=get("max_model_len"))
+                    max_retries=get("max_retries"), tokenizer=get("tokenizer"), max_model_len=get("max_model_len"), judge=judge)
     log.info("loading %s backend for %s", name, get("model"))
     return load_backend(name, get("model"), **opts)

@@ -1,6 +1,8 @@
 """The evaluation entry points over HTTP (openai backend against the local fault-injecting
 server): failed items are reported and left for the next run, nothing computed is lost."""
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -137,3 +139,23 @@ def test_evaluation_sh_loads_the_judge_once(tmp_path, bench_dir):
     assert [str(p) for p in results] == [f"run/{m}/{b}.json" for m in ("direct", "full", "streaming") for b in ("alignx", "hicupid", "mind")]
     assert "| run | ours |" in (tmp_path / "results" / "table.md").read_text()
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["main_results.png", "model_transfer.png", "pipeline.png", "task_transfer.png"]
+
+
+def test_generation_without_tokenize_needs_the_tokenizer_flag(tmp_path, bench_dir):
+    """Summaries only generate, but the history budget counts tokens: against a server without
+    ``/tokenize`` (SGLang, a hosted API) ``--tokenizer`` is needed, and its absence is one line
+    naming the endpoint and the flag, not a traceback; with it, the summaries are written."""
+    from alignxplore.tiny import qwen3_tokenizer_dir
+
+    out = tmp_path / "out"
+    argv = ["--mode", "full", "--backend", "openai", "--model", "policy", "--data-dir", str(bench_dir), "--out-dir", str(out),
+            "--benchmarks", "alignx"]
+    with FakeOpenAIServer(serve_tokenize=False) as server:
+        proc = subprocess.run([sys.executable, "-m", "alignxplore.eval.generate", *argv, *http_args(server)],
+                              capture_output=True, text=True, timeout=300)
+        errors = [line.split("error: ", 1)[1] for line in proc.stderr.splitlines() if "error: " in line]  # after tqdm's \r
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert len(errors) == 1 and "/tokenize answered HTTP 404" in errors[0] and "tokenizer" in errors[0], proc.stderr[-2000:]
+        assert generate.main(argv + http_args(server) + ["--tokenizer", qwen3_tokenizer_dir()]) == 0
+        assert server.tokenize_requests == 0
+    assert len(load_jsonl(out / "full" / "alignx.jsonl")) == 3

@@ -26,6 +26,11 @@ from typing import Protocol, Sequence
 from ..prompts import JUDGE_LETTER_TOKENS, Message, with_answer_prefix
 
 
+class BackendSetupError(RuntimeError):
+    """A backend that cannot work as configured (a missing endpoint or file the user must
+    supply): the entry points report it in one line, without a traceback."""
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """Summary-generation sampling (FORMATS.md §4 defaults)."""

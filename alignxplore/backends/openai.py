@@ -60,7 +60,7 @@ import aiohttp
 from tqdm.auto import tqdm
 
 from ..prompts import JUDGE_LETTER_TOKENS, THINK_CLOSE, THINK_OPEN, Message, with_answer_prefix
-from .base import Generated, JudgeSampling, JudgeScore, SampledJudgment, SamplingConfig, count_tokens, item_seeds, letter_token_ids
+from .base import BackendSetupError, Generated, JudgeSampling, JudgeScore, SampledJudgment, SamplingConfig, count_tokens, item_seeds, letter_token_ids
 
 T = TypeVar("T")
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -74,7 +74,7 @@ class RequestFailed(Exception):
     """A request that will not succeed by retrying, or that ran out of retries."""
 
 
-class TokenizerUnavailable(RuntimeError):
+class TokenizerUnavailable(BackendSetupError):
     """Neither the server's ``/tokenize`` nor a ``tokenizer=`` gives the judge's token ids (one line)."""
 
 

@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     check_output_dir(args.out_dir, "--out-dir")
     check_backend_args(args)
     sampling = sampling_from_args(args)
-    backend = backend_from_args(args)
+    backend = backend_from_args(args, judge=False)
     model_protocol = protocol_for(args.model)
     if model_protocol.name != "default":
         log.info("summary model %s: %s protocol (%s)", args.model, model_protocol.name, model_protocol.note)

@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     check_output_file(args.out, "--out")
     check_distinct(args.out, ("--input", args.input), ("--past", args.past), ("--summaries", args.summaries))
     rows = load_queries(args) if args.personalize else load_users(args)
-    backend = backend_from_args(args)
+    backend = backend_from_args(args, judge=False)
     try:
         return run_personalize(args, backend, rows) if args.personalize else run_infer(args, backend, rows)
     finally:

@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = build_parser(prog).parse_args(argv)
     configure_logging(args.log_level)
     try:
-        backend: Backend = backend_from_args(args)
+        backend: Backend = backend_from_args(args, judge=False)
     except (DataError, OSError, ValueError) as err:  # e.g. a wrong model path: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
