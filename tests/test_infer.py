@@ -146,7 +146,7 @@ class KeepOpen:
 
 @pytest.fixture
 def loaded(monkeypatch, hf_backend):
-    monkeypatch.setattr(infer_cli, "backend_from_args", lambda args: KeepOpen(hf_backend))
+    monkeypatch.setattr(infer_cli, "backend_from_args", lambda args, **_: KeepOpen(hf_backend))
 
 
 @pytest.fixture
@@ -168,7 +168,7 @@ def test_cli_full_then_past_continues(tmp_path, tiny_model_dir, users_file, monk
     assert [r["userid"] for r in rows] == ["u1", "u2", "u3"] and [r["n_behaviours"] for r in rows] == [5, 2, 3]
     assert all(r["summary"] == extract_summary(r["response"]) and "steps" not in r for r in rows)
     # continue: new behaviours in a new file, the earlier summaries from --past
-    monkeypatch.setattr(infer_cli, "backend_from_args", lambda args: KeepOpen(hf_backend))
+    monkeypatch.setattr(infer_cli, "backend_from_args", lambda args, **_: KeepOpen(hf_backend))
     new = write_users(tmp_path / "new.jsonl", [{"userid": "u1", "history": behaviours(1, "later")}])
     nxt = tmp_path / "next.jsonl"
     assert cli(tiny_model_dir, "--input", str(new), "--out", str(nxt), "--past", str(out)) == 0
