@@ -165,7 +165,9 @@ def test_several_judge_urls_share_the_requests():
 def test_the_least_loaded_replica_is_picked_ties_in_turn():
     """Least-loaded, not plain round-robin: a replica that answers slowly keeps requests in
     flight and is passed over until the others are as busy."""
-    judge = reward.get_judge(reward.JudgeOptions(base_url="http://a:1/v1,http://b:1/v1,http://c:1/v1"))
+    # three live replicas: a judge client asks each for its letter ids when it is made
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b, FakeOpenAIServer() as c:
+        judge = reward.get_judge(reward.JudgeOptions(base_url=",".join(s.base_url for s in (a, b, c))))
     judge.in_flight = [3, 0, 1]
     assert judge._pick() == 1
     judge.in_flight = [2, 2, 2]
