@@ -288,7 +288,7 @@ def test_parallel_preparation_matches_single_process(tmp_path, fixtures_dir, tin
 
 
 def test_wrong_model_path_is_one_line(tmp_path, fixtures_dir, prepared):
-    with pytest.raises(DataError, match=r"nope: model: cannot load a tokenizer"):
+    with pytest.raises(DataError, match=r"nope: --model: no such model folder"):
         prepare(fixtures_dir / "sft.jsonl", str(tmp_path / "nope"), tmp_path / "o")
     proc = subprocess.run([sys.executable, "-m", "alignxplore.sft.train", "--model_name_or_path", str(tmp_path / "nope"),
                            "--dataset_path", str(prepared[0]), "--output_dir", str(tmp_path / "o")],
