@@ -3,7 +3,7 @@
 Records stay plain dicts (they round-trip to JSONL unchanged, extra keys included); the
 ``validate_*`` functions check the fields this project reads and raise :class:`DataError`
 naming file, line and field, so bad input never surfaces as a traceback from deep inside.
-Schemas: FORMATS.md §1, summarised in the README.
+Schemas: docs/formats.md §1, summarised in the README.
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def validate_triple(obj: Any, where: str, prefix: str = "", *, allow_empty_items
 
 
 # Generation-style sources have no rejected item; the authors' converters filled the slot
-# with this text (FORMATS.md §7).
+# with this text (docs/formats.md §7).
 NO_NEGATIVE_SAMPLE = "No negative sample."
 
 
@@ -156,7 +156,7 @@ def validate_benchmark_row(obj: Any, where: str) -> Record:
     converter could write them) are kept and rendered as is, as the authors' prompt code
     would; only a missing or non-string item is refused.
 
-    ``history`` is a list of triples, or (HiCUPID, FORMATS.md §1) a list of chat messages,
+    ``history`` is a list of triples, or (HiCUPID, docs/formats.md §1) a list of chat messages,
     which is rendered into triples by :func:`chat_to_triples` (the original messages are kept
     under ``history_messages``). An empty history is valid: the authors kept such users (full
     mode renders zero triples; streaming and the recommendation evaluator skip them)."""
@@ -209,7 +209,7 @@ def validate_sft_row(obj: Any, where: str) -> Record:
 
 
 def validate_rl_row(obj: Any, where: str) -> Record:
-    """RL row: ``uid``, ``history`` and ``mid_position`` in ``[1, L-3]`` (FORMATS.md §3), so that
+    """RL row: ``uid``, ``history`` and ``mid_position`` in ``[1, L-3]`` (docs/formats.md §3), so that
     stage 1 sees at least one behaviour and stage 2 at least two before its target."""
     obj = _require_object(obj, where)
     if "uid" not in obj:

@@ -1,4 +1,4 @@
-"""Which behaviours each prompt sees (FORMATS.md §3), as the authors' generation scripts did.
+"""Which behaviours each prompt sees (docs/formats.md §3), as the authors' generation scripts did.
 
 1. **Truncation, once, on the whole history, before the split**
    (:func:`truncate_to_budget`): while the no-past prompt of the (remaining) history is *not
@@ -75,7 +75,7 @@ def rl_stages(history: Sequence[Record], mid: int) -> tuple[tuple[list[Record], 
     """RL training row: stage 1 sees ``history[:mid]`` and is judged on ``history[mid]``;
     stage 2 sees ``history[mid:-1]`` (after stage 1's summary) and is judged on ``history[-1]``."""
     if not 1 <= mid <= len(history) - 3:
-        raise ValueError(f"mid_position {mid} outside [1, {len(history) - 3}] (FORMATS.md §3)")
+        raise ValueError(f"mid_position {mid} outside [1, {len(history) - 3}] (docs/formats.md §3)")
     return (list(history[:mid]), history[mid]), (list(history[mid:-1]), history[-1])
 
 

@@ -1,6 +1,6 @@
 """Downstream-judge scoring: A/B placement, the two judge protocols, per-item results.
 
-**A/B placement** (the authors' sequence, FORMATS.md §2): per benchmark file and mode, one
+**A/B placement** (the authors' sequence, docs/formats.md §2): per benchmark file and mode, one
 ``random.Random(42)`` draws ``randint(0, 1)`` per item in the order of the file being judged
 (the summaries file, i.e. the benchmark minus users the generator skipped; the benchmark file
 itself for the direct baseline); 1 = the chosen item is Item A. Recommendation sets skip

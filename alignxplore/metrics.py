@@ -16,7 +16,7 @@ Ours:
 * ``mean_confidence``: mean teacher-forced P(correct letter).
 * ``roc_auc`` (recommendation sets): teacher-forced P(A) against "chosen shown as A".
 
-The authors' secondary figures, under their definitions (FORMATS.md §4):
+The authors' secondary figures, under their definitions (docs/formats.md §4):
 
 * ``authors_confidence``: sum over *correct* items of the probability of the selected letter,
   divided by all judged items (we read that probability from the teacher-forced P(A)/P(B)).

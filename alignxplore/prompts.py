@@ -37,7 +37,7 @@ PREFERENCE_USER_TEMPLATE = (
 )
 
 # Two wordings of the user message exist, each used by a stage of the original release
-# (FORMATS.md §2): "eval" (evaluation and SFT) and "rl" (both RL stages; its triple blocks are
+# (docs/formats.md §2): "eval" (evaluation and SFT) and "rl" (both RL stages; its triple blocks are
 # titled "Tripe", sic). Each wording = (task phrase, triple-block title).
 WORDINGS = {
     "eval": ("to summarize the comprehensive user preferences in concise language", "Triple"),
@@ -75,7 +75,7 @@ JUDGE_USER = (
 JUDGE_ANSWER_PREFIX = '{"selection": "Item'
 JUDGE_LETTER_TOKENS = {"A": " A", "B": " B"}
 
-# The behaviour scorer's text (FORMATS.md §7): a header, then one segment per behaviour. The
+# The behaviour scorer's text (docs/formats.md §7): a header, then one segment per behaviour. The
 # authors' training script said "preference histories" and their scoring script "preference
 # records"; this project uses the scoring wording for both, so the scorer is scored on the
 # text it was trained on.
@@ -125,7 +125,7 @@ def full_history_messages(triples: Sequence[Mapping[str, str]]) -> list[dict]:
 
 def streaming_messages(triples: Sequence[Mapping[str, str]], past: str | None = None) -> list[dict]:
     """Streaming evaluation (pass 1: ``past=None``; pass 2: pass 1's summary, even if empty)
-    and the SFT rows (FORMATS.md §1)."""
+    and the SFT rows (docs/formats.md §1)."""
     return preference_messages(triples, past)
 
 
@@ -141,7 +141,7 @@ def rl_messages(triples: Sequence[Mapping[str, str]], past: str | None = None) -
 
 def direct_baseline_summary(triples: Sequence[Mapping[str, str]], style: str) -> str:
     """What the direct baselines put in the judge's summary slot: the raw history, wrapped.
-    ``style`` is ``selection`` or ``recommendation`` (FORMATS.md §2)."""
+    ``style`` is ``selection`` or ``recommendation`` (docs/formats.md §2)."""
     if style not in DIRECT_BASELINE_STYLES:
         raise ValueError(f"unknown direct-baseline style {style!r}; expected one of {sorted(DIRECT_BASELINE_STYLES)}")
     noun, title = DIRECT_BASELINE_STYLES[style]
@@ -173,7 +173,7 @@ def extract_summary(response: str) -> str:
     return response.split(THINK_CLOSE)[-1].strip()
 
 
-# The RL reward's format gate, exactly as the authors' reward function (FORMATS.md §4): the
+# The RL reward's format gate, exactly as the authors' reward function (docs/formats.md §4): the
 # response starts with <think>, the thinking is non-empty, and at least one character
 # (whitespace counts) follows </think>.
 _WELL_FORMED_RE = re.compile(r"^<think>.+</think>.+$", re.DOTALL)
@@ -187,7 +187,7 @@ def is_well_formed(response: str) -> bool:
     return _WELL_FORMED_RE.match(response) is not None
 
 
-# The judge's sampled answer, parsed by the authors' rule (FORMATS.md §4).
+# The judge's sampled answer, parsed by the authors' rule (docs/formats.md §4).
 _FIRST_JSON_OBJECT_RE = re.compile(r"\{.*\}")  # no DOTALL: the match cannot span a newline
 JUDGE_SELECTIONS = {"Item A": "A", "Item B": "B"}
 

@@ -5,7 +5,7 @@
 
 Both policies are the ``learnable`` tiny Qwen3 (hidden 128, 2 layers, head_dim 32) with the
 same seed; one has the full 151,669-token Qwen3 tokenizer, the other the tokenizer restricted
-to a synthetic world's tokens (``alignxplore.world_tokenizer``), so only the embedding/output
+to a synthetic world's tokens (``alignxplore.demo.world_tokenizer``), so only the embedding/output
 layer differs. Each is timed on the same work, taken from the same world:
 
 * SFT step: one optimizer step (AdamW) on a batch of 16 real SFT rows, with the project's SFT
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sft-users", type=int, default=16)
     a = ap.parse_args(argv)
-    from alignxplore import synthetic
-    from alignxplore.tiny import build_tiny_model
+    from alignxplore.demo import world as synthetic
+    from alignxplore.demo.tiny import build_tiny_model
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:

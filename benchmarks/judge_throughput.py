@@ -51,7 +51,7 @@ def main() -> None:
         import tempfile
 
         from alignxplore.testing.vllm_server import VLLMServer
-        from alignxplore.tiny import save_tiny_model
+        from alignxplore.demo.tiny import save_tiny_model
 
         model = args.vllm_model
         if model == "tiny":

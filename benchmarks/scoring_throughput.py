@@ -6,7 +6,7 @@
 Both sides score the same users (``--behaviours`` each, synthetic items of realistic length)
 with the same model, batch size and code path for tokenising (``scorer_text``):
 
-* per user: ``alignxplore.data.scoring.user_logprobs`` — one pass over the whole user text,
+* per user: ``alignxplore.data.scorer.scoring.user_logprobs`` — one pass over the whole user text,
   logits only at the positions before the letters;
 * per behaviour: one pass over the prefix that ends before each letter (the way a
   "score this choice given its history" loop would do it), the same number of prefixes per
@@ -81,13 +81,13 @@ def main() -> None:
 
     import torch
 
-    from alignxplore.data.scorer_text import SCORING_MAX_LENGTH, encode_user, letter_token_ids
-    from alignxplore.data.scoring import batches, load_model, user_logprobs
+    from alignxplore.data.scorer.text import SCORING_MAX_LENGTH, encode_user, letter_token_ids
+    from alignxplore.data.scorer.scoring import batches, load_model, user_logprobs
 
     torch.set_grad_enabled(False)
     model_dir = args.model
     if model_dir is None:
-        from alignxplore.tiny import save_tiny_model
+        from alignxplore.demo.tiny import save_tiny_model
 
         model_dir = save_tiny_model(Path(tempfile.mkdtemp()) / "tiny-qwen3")
     model, tok = load_model(model_dir, args.device)

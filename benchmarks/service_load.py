@@ -164,7 +164,7 @@ def main() -> None:
 
 def real_model_case(args) -> None:
     """The tiny hf model in-process: requests/s at 16 in flight vs 1 (both measured here)."""
-    from alignxplore.tiny import save_tiny_model
+    from alignxplore.demo.tiny import save_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="service-load-tiny-") as tmp:
         model = save_tiny_model(Path(tmp) / "tiny-qwen3")

@@ -71,7 +71,7 @@ def main() -> None:
 
     from alignxplore.prompts import preference_messages, sft_completion
     from alignxplore.sft.prepare import prepare
-    from alignxplore.tiny import load_qwen3_tokenizer, qwen3_0_6b_config, tiny_qwen3_config
+    from alignxplore.demo.tiny import load_qwen3_tokenizer, qwen3_0_6b_config, tiny_qwen3_config
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ import time
 
 from alignxplore.prompts import preference_messages, sft_completion
 from alignxplore.sft.prepare import render_row, tokenize_batch
-from alignxplore.tiny import load_qwen3_tokenizer
+from alignxplore.demo.tiny import load_qwen3_tokenizer
 
 WORDS = "jazz news market film hiking kitchen museum quiet loud detailed concise friendly formal science travel".split()
 

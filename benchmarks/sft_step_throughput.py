@@ -4,7 +4,7 @@
 
 The same SFT steps, in one run, both ways, through our entry point
 (``alignxplore.sft.train.main``: TRL SFTTrainer, CPU fp32 here): the learnable tiny Qwen3
-(``alignxplore.tiny``, shape "learnable": hidden 128, 2 layers, real 151,669-token
+(``alignxplore.demo.tiny``, shape "learnable": hidden 128, 2 layers, real 151,669-token
 vocabulary, tied), rows of the real preference prompt with 6 behaviour triples (~520 prompt
 tokens) and a short ``<think>…</think>`` answer (~30 completion tokens) — the shape of the
 CPU demo's learning world. Same data, seed, batch and step count for both; the first
@@ -94,7 +94,7 @@ def main() -> None:
     from datasets import load_from_disk
 
     from alignxplore.sft.prepare import prepare
-    from alignxplore.tiny import save_tiny_model
+    from alignxplore.demo.tiny import save_tiny_model
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

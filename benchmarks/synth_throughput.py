@@ -3,7 +3,7 @@
     python benchmarks/synth_throughput.py                          # scripted server, 100 ms latency
     python benchmarks/synth_throughput.py --users 256 --sequential-users 4 --concurrency 64 --latency 0.1
 
-Both sides run the same code (``alignxplore.data.synth.run_stage`` for stage 1 then stage 2,
+Both sides run the same code (``alignxplore.data.synth.run.run_stage`` for stage 1 then stage 2,
 the four calls per user and stage: 5 teacher samples, 5 judge read-outs, 1 merge, 5
 re-judges) against the same scripted OpenAI-protocol server, where every user passes every
 filter (the most calls per user). "One call at a time" is the backend at concurrency 1, i.e.
@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from alignxplore.backends.openai import OpenAIBackend
-from alignxplore.data import synth
-from alignxplore.data.synth_stage import SynthConfig
+from alignxplore.data.synth import run as synth
+from alignxplore.data.synth.stage import SynthConfig
 from alignxplore.testing.scripted_openai import ScriptedOpenAIServer
 
 TARGET_RATIO = 30.0

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Scorer training data: user rows -> prepared dataset (alignxplore/data/scorer_prepare.py).
+# Scorer training data: user rows -> prepared dataset (alignxplore/data/scorer/prepare.py).
 #
 #   USERS='data/users/*_train.jsonl' bash pruning/prepare_scorer.sh
 #
@@ -11,4 +11,4 @@ USERS=${USERS:-data/users/*_train.jsonl}
 MODEL=${MODEL:-Qwen/Qwen3-1.7B}
 OUT=${OUT:-data/scorer/prepared}
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}  # the project venv when there is one
-exec "$PYTHON" -m alignxplore.data.scorer_prepare --users "$USERS" --model "$MODEL" --out "$OUT" "$@"
+exec "$PYTHON" -m alignxplore.data.scorer.prepare --users "$USERS" --model "$MODEL" --out "$OUT" "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scoring: logprob1 (and, with WEAK_MODEL, logprob2 and signal) for each user's last 100
-# behaviours, one forward pass per user (alignxplore/data/scoring.py). Data parallel: one
+# behaviours, one forward pass per user (alignxplore/data/scorer/scoring.py). Data parallel: one
 # process per GPU, each writes OUT.rank{r}; rerunning the same command resumes.
 #
 #   bash pruning/score.sh                            # data/users/*_train.jsonl -> data/scored/users_scored.jsonl
@@ -20,7 +20,7 @@ OUT=${OUT:-data/scored/users_scored.jsonl}
 GPUS=${GPUS:-$(nvidia-smi -L 2>/dev/null | wc -l | awk '{print ($1 > 0) ? $1 : 1}')}
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}  # the project venv when there is one
 "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node "$GPUS" \
-  -m alignxplore.data.scoring --users "$USERS" --model "$MODEL" --out "$OUT" ${WEAK_MODEL:+--weak-model "$WEAK_MODEL"} "$@"
+  -m alignxplore.data.scorer.scoring --users "$USERS" --model "$MODEL" --out "$OUT" ${WEAK_MODEL:+--weak-model "$WEAK_MODEL"} "$@"
 if [ "$GPUS" -gt 1 ]; then  # rank r scored users r, r+GPUS, ...: disjoint shards, so concatenation is the whole set
   cat "$OUT".rank* > "$OUT.tmp" && mv "$OUT.tmp" "$OUT"
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SFT data synthesis, stage 1: teacher summaries of each user's first third with targets from
-# the second third, judge-filtered, merged and re-verified (alignxplore/data/synth.py).
+# the second third, judge-filtered, merged and re-verified (alignxplore/data/synth/run.py).
 #
 #   bash sft/synth_stage1.sh                                                      # vLLM, one node, TP 8
 #   BACKEND=openai BASE_URL=http://host:8000/v1 USERS=... bash sft/synth_stage1.sh  # any OpenAI-compatible server

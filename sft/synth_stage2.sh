@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SFT data synthesis, stage 2: the users stage 1 kept, history = second third, targets from the
-# last third, past = the stage-1 merged summary (alignxplore/data/synth.py). Reads WORK_DIR/stage1.jsonl.
+# last third, past = the stage-1 merged summary (alignxplore/data/synth/run.py). Reads WORK_DIR/stage1.jsonl.
 #
 #   bash sft/synth_stage2.sh                                                   # vLLM, one node, TP 8
 #   BACKEND=openai BASE_URL=http://host:8000/v1 bash sft/synth_stage2.sh

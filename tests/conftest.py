@@ -24,14 +24,14 @@ def bench_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
-    from alignxplore.tiny import save_tiny_model
+    from alignxplore.demo.tiny import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-qwen3")
 
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from alignxplore.tiny import load_qwen3_tokenizer
+    from alignxplore.demo.tiny import load_qwen3_tokenizer
 
     return load_qwen3_tokenizer()
 

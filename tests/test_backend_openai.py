@@ -140,7 +140,7 @@ def test_sampled_judge_failure_marks_the_item_failed():
 # -- the judge's letter ids and token counts come from the served model, not a bundled tokenizer --
 
 def qwen3():
-    from alignxplore.tiny import load_qwen3_tokenizer  # the model the fake server stands for
+    from alignxplore.demo.tiny import load_qwen3_tokenizer  # the model the fake server stands for
 
     return load_qwen3_tokenizer()
 
@@ -161,7 +161,7 @@ def test_letter_ids_and_counts_come_from_the_servers_tokenize():
 
 
 def test_server_without_tokenize_falls_back_to_the_given_tokenizer():
-    from alignxplore.tiny import qwen3_tokenizer_dir
+    from alignxplore.demo.tiny import qwen3_tokenizer_dir
 
     tok = qwen3()
     with FakeOpenAIServer(serve_tokenize=False) as server:
@@ -207,7 +207,7 @@ def test_judge_client_runs_without_the_cpu_only_tokenizer_package():
              f"b = load_backend('openai', 'judge', base_url={{url!r}}, progress=False)\n"
              "(s,) = b.judge([judge_messages('q', 's', 'a', 'b')])\n"
              "assert s.ok, s.error\n"
-             "import alignxplore.tiny as t\n"
+             "import alignxplore.demo.tiny as t\n"
              "try:\n    t.qwen3_tokenizer_dir()\nexcept RuntimeError:\n    print('hidden-and-scored')\n")
     with FakeOpenAIServer() as server:
         proc = subprocess.run([sys.executable, "-c", child.format(url=server.base_url)], capture_output=True, text=True,

@@ -119,12 +119,12 @@ def test_prune_lists_every_bad_line_and_skip_mode_goes_on(tmp_path):
     src = tmp_path / "scores.jsonl"
     src.write_text("".join(json.dumps(u) + "\n" for u in (scored("a"), scored("b", 5.0), scored("c"), scored("d", float("nan")))))
     args = ("--scores", src, "--a", "1", "--b", "0.1", "--c", "1", "--signal-key", "logprob1", "--out", tmp_path / "rl.jsonl")
-    proc = run("alignxplore.data.pruning", *args)
+    proc = run("alignxplore.data.scorer.pruning", *args)
     # 7. a log-probability above 0 (and a NaN) is refused, naming the field
     assert error_line(proc) == (f"error: {src}:2: behaviors[0].logprob1: expected a log-probability (a finite number <= 0), got 5.0"
                                 " (and 1 more bad line(s) in this file)")
     assert f"bad line: {src}:4: behaviors[0].logprob1: expected a log-probability (a finite number <= 0), got nan" in proc.stderr
-    proc = run("alignxplore.data.pruning", *args, "--skip-bad-rows")
+    proc = run("alignxplore.data.scorer.pruning", *args, "--skip-bad-rows")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("skipped: ") == 2 and "users: 2 in" in proc.stdout
 

@@ -24,7 +24,7 @@ def test_unknown_command_is_named_and_exits_2():
     assert proc.stderr.strip().splitlines()[-1] == "error: unknown command 'bogus'; expected one of: infer, personalize, serve"
 
 
-@pytest.mark.parametrize("module", ["alignxplore.tiny", "alignxplore.infer", "alignxplore.rl.data", "alignxplore.data.pruning"])
+@pytest.mark.parametrize("module", ["alignxplore.demo.tiny", "alignxplore.infer", "alignxplore.rl.data", "alignxplore.data.scorer.pruning"])
 def test_help_names_the_module(module):
     proc = run("-m", module, "--help")
     assert proc.returncode == 0 and proc.stdout.startswith(f"usage: python -m {module} "), proc.stdout[:200]
@@ -52,9 +52,9 @@ def test_readme_service_example_binds_loopback_with_a_generated_token():
 
 
 def test_tiny_module_is_documented_with_its_default_shape():
-    from alignxplore import tiny
+    from alignxplore.demo import tiny
 
-    assert "python -m alignxplore.tiny OUT_DIR" in README
+    assert "python -m alignxplore.demo.tiny OUT_DIR" in README
     default = next(a.default for a in _tiny_parser_actions(tiny) if a.dest == "shape")
     assert f'default shape "{default}"' in README
 

@@ -11,7 +11,7 @@ import pytest
 from alignxplore.data.converters import amazon, mind, movielens, selection
 from alignxplore.data.converters.__main__ import main
 from alignxplore.data.converters.common import split_users
-from alignxplore.data.scorer_text import validate_user_row
+from alignxplore.data.scorer.text import validate_user_row
 from alignxplore.eval.registry import load_benchmark_rows
 from alignxplore.formats import DataError, chat_to_triples, load_jsonl, validate_benchmark_row
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from alignxplore.data import noise
+from alignxplore.data.converters import noise
 from alignxplore.eval.registry import load_benchmark_rows, load_registry
 from alignxplore.formats import NO_NEGATIVE_SAMPLE, DataError, chat_to_triples, load_jsonl
 

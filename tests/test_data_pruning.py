@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from alignxplore.data import pruning
+from alignxplore.data.scorer import pruning
 from alignxplore.formats import DataError, load_jsonl, validate_rl_row
 
 

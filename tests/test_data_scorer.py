@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from alignxplore.data import scorer_prepare
-from alignxplore.data.scorer_text import encode_user
+from alignxplore.data.scorer import prepare as scorer_prepare
+from alignxplore.data.scorer.text import encode_user
 from alignxplore.formats import DataError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from alignxplore.data import scoring
-from alignxplore.data.scorer_text import encode_user, letter_token_ids, render
+from alignxplore.data.scorer import scoring
+from alignxplore.data.scorer.text import encode_user, letter_token_ids, render
 from alignxplore.formats import DataError
 
 
@@ -25,7 +25,7 @@ def users_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def weak_model_dir(tmp_path_factory):
-    from alignxplore.tiny import save_tiny_model
+    from alignxplore.demo.tiny import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("weak") / "tiny-weak", seed=1)
 
@@ -165,14 +165,14 @@ def test_cuda_scoring_matches_cpu_reference(users_file, tiny_model_dir, tmp_path
 @pytest.mark.slow
 def test_scored_rows_are_what_synthesis_and_pruning_read(users_file, tiny_model_dir, tmp_path):
     """The output is the scored-user-row format: behaviours carry logprob1 in place."""
-    from alignxplore.data import pruning
+    from alignxplore.data.scorer import pruning
 
     out = tmp_path / "s.jsonl"
     run(users_file, tiny_model_dir, out, "--last", "4")
     users = pruning.load_scored([str(out)])
     rows, summary = pruning.prune(users, 1.0, 1e-9, 1.0, signal_key="logprob1")
     assert summary["stages"][0]["behaviours"] == 4 + 4 + 3 + 4
-    from alignxplore.data.synth_users import read_users  # the SFT synthesis reader (issue 10)
+    from alignxplore.data.synth.users import read_users  # the SFT synthesis reader (issue 10)
 
     read = list(read_users(out))
     assert all("logprob1" in b for u in read for b in u["behaviors"])

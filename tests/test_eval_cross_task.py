@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from alignxplore import synthetic_pairs
+from alignxplore.demo import pairs as synthetic_pairs
 from alignxplore.eval import cross_task, evaluate, generate
 from alignxplore.eval.paper_results import CROSS_TASK_COLUMNS
 from alignxplore.eval.registry import load_benchmark_rows, load_registry

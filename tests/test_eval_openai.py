@@ -145,7 +145,7 @@ def test_generation_without_tokenize_needs_the_tokenizer_flag(tmp_path, bench_di
     """Summaries only generate, but the history budget counts tokens: against a server without
     ``/tokenize`` (SGLang, a hosted API) ``--tokenizer`` is needed, and its absence is one line
     naming the endpoint and the flag, not a traceback; with it, the summaries are written."""
-    from alignxplore.tiny import qwen3_tokenizer_dir
+    from alignxplore.demo.tiny import qwen3_tokenizer_dir
 
     out = tmp_path / "out"
     argv = ["--mode", "full", "--backend", "openai", "--model", "policy", "--data-dir", str(bench_dir), "--out-dir", str(out),

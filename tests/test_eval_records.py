@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from alignxplore.data import noise
+from alignxplore.data.converters import noise
 from alignxplore.eval.registry import load_benchmark_rows
 from alignxplore.formats import DataError, derived_userid, validate_benchmark_row, validate_sft_row, validate_triple
 

@@ -71,7 +71,7 @@ def test_missing_file():
 
 
 def test_rl_row_mid_position_within_1_and_L_minus_3(tmp_path):
-    """FORMATS.md §3: mid in [1, L-3] (the pruning rule: mid not 0, not L-2, L >= 4)."""
+    """docs/formats.md §3: mid in [1, L-3] (the pruning rule: mid not 0, not L-2, L >= 4)."""
     hist = [{"query": "q", "chosen": f"c{i}", "rejected": f"r{i}"} for i in range(5)]
     for mid in (1, 2):
         assert validate_rl_row({"uid": 1, "history": hist, "mid_position": mid}, "f:1")["history"] == hist

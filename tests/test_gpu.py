@@ -53,7 +53,7 @@ def test_sft_bf16_steps_on_cuda(tmp_path, tiny_model_dir, fixtures_dir):
 
 @pytest.fixture(scope="module")
 def tiny64(tmp_path_factory):
-    from alignxplore.tiny import save_tiny_model
+    from alignxplore.demo.tiny import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny64") / "m", head_dim=64)
 
@@ -106,7 +106,7 @@ def qwen3_06b_shaped(tmp_path_factory):
     """A random Qwen3-0.6B-shaped checkpoint (bf16) with the real Qwen3 tokenizer."""
     from transformers import Qwen3ForCausalLM
 
-    from alignxplore.tiny import load_qwen3_tokenizer, qwen3_0_6b_config
+    from alignxplore.demo.tiny import load_qwen3_tokenizer, qwen3_0_6b_config
 
     out = tmp_path_factory.mktemp("q06b") / "model"
     tok = load_qwen3_tokenizer()

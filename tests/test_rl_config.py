@@ -1,4 +1,4 @@
-"""The shipped YAML composes with verl 0.9.1's defaults, holds FORMATS.md §5, passes verl's
+"""The shipped YAML composes with verl 0.9.1's defaults, holds docs/formats.md §5, passes verl's
 own validation, and a misspelt key fails loudly."""
 from __future__ import annotations
 

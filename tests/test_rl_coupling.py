@@ -1,4 +1,4 @@
-"""The stage coupling and the stage-2 prompt, with hand-computed expectations (FORMATS.md §5)."""
+"""The stage coupling and the stage-2 prompt, with hand-computed expectations (docs/formats.md §5)."""
 from __future__ import annotations
 
 import statistics

@@ -45,7 +45,7 @@ def collate(rows, tokenizer, padding_free):
 
 @functools.lru_cache(maxsize=None)
 def _built(shape):
-    from alignxplore.tiny import build_tiny_model
+    from alignxplore.demo.tiny import build_tiny_model
 
     return build_tiny_model(shape=shape)
 
@@ -132,7 +132,7 @@ def test_bf16(rows, tokenizer):
 
 
 def test_learnable_tiny_shape(rows, tokenizer):
-    from alignxplore.tiny import TINY_SHAPES
+    from alignxplore.demo.tiny import TINY_SHAPES
 
     model, tok = model_for(shape="learnable")
     cfg = model.config

@@ -5,9 +5,9 @@ pipeline test runs them). Real HTTP against the scripted server (alignxplore/tes
 import json
 
 from alignxplore.backends.openai import OpenAIBackend
-from alignxplore.data import synth
-from alignxplore.data.synth_stage import SynthConfig, unclosed_teacher_answer
-from alignxplore.data.synth_users import TargetRule, split_thirds
+from alignxplore.data.synth import run as synth
+from alignxplore.data.synth.stage import SynthConfig, unclosed_teacher_answer
+from alignxplore.data.synth.users import TargetRule, split_thirds
 from alignxplore.formats import load_jsonl
 from alignxplore.testing.scripted_openai import ScriptedOpenAIServer
 

@@ -14,8 +14,8 @@ import pytest
 
 from alignxplore.backends.base import SamplingConfig
 from alignxplore.backends.openai import OpenAIBackend
-from alignxplore.data import synth
-from alignxplore.data.synth_stage import SynthConfig
+from alignxplore.data.synth import run as synth
+from alignxplore.data.synth.stage import SynthConfig
 from alignxplore.formats import DataError, load_jsonl, validate_sft_row
 from alignxplore.prompts import sft_completion, streaming_messages
 from alignxplore.testing.scripted_openai import ScriptedOpenAIServer

@@ -12,8 +12,8 @@ import subprocess
 import sys
 
 from alignxplore.backends.openai import OpenAIBackend
-from alignxplore.data import synth
-from alignxplore.data.synth_stage import SynthConfig
+from alignxplore.data.synth import run as synth
+from alignxplore.data.synth.stage import SynthConfig
 from alignxplore.formats import load_jsonl
 from alignxplore.testing.scripted_openai import ScriptedOpenAIServer
 

@@ -9,7 +9,7 @@ from alignxplore.eval.registry import load_benchmark_rows, load_registry
 from alignxplore.formats import load_jsonl, validate_rl_row, validate_sft_row
 from alignxplore.judge import JudgeItem
 from alignxplore.prompts import judge_messages
-from alignxplore.synthetic import GENRES, REFERENCE_SUMMARIZERS, WorldConfig, write_world
+from alignxplore.demo.world import GENRES, REFERENCE_SUMMARIZERS, WorldConfig, write_world
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ def judge_convs(n=8):
 @pytest.fixture(scope="module")
 def tiny64(tmp_path_factory):
     """The tiny Qwen3 with head_dim 64: vLLM's CPU attention kernel rejects head_dim 16."""
-    from alignxplore.tiny import save_tiny_model
+    from alignxplore.demo.tiny import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny64") / "tiny-qwen3-hd64", head_dim=64)
 

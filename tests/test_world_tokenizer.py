@@ -1,4 +1,4 @@
-"""The world-sized tokenizer (``alignxplore.world_tokenizer``) of the demo's tiny policy: on every
+"""The world-sized tokenizer (``alignxplore.demo.world_tokenizer``) of the demo's tiny policy: on every
 text of every world file it gives exactly the full Qwen3 tokenizer's token strings, and the
 tiny model saved with it is a consistent HF checkpoint folder (config ids = tokenizer ids)."""
 from __future__ import annotations
@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from alignxplore import synthetic
-from alignxplore.tiny import load_qwen3_tokenizer, save_tiny_model
-from alignxplore.world_tokenizer import restrict_tokenizer, world_texts
+from alignxplore.demo import world as synthetic
+from alignxplore.demo.tiny import load_qwen3_tokenizer, save_tiny_model
+from alignxplore.demo.world_tokenizer import restrict_tokenizer, world_texts
 
 
 @pytest.fixture(scope="module")

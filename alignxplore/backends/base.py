@@ -10,7 +10,7 @@ Two judge protocols, both on every backend:
 * ``judge`` (teacher-forced read-out; also the RL reward's): the assistant turn is
   teacher-forced with ``{"selection": "Item`` (thinking off) and the next-token probabilities
   of ``' A'`` and ``' B'`` are read at that position.
-* ``judge_sampled`` (the published table's protocol, FORMATS.md §4): the answer is *sampled*
+* ``judge_sampled`` (the published table's protocol, docs/formats.md §4): the answer is *sampled*
   (thinking off, temperature 0.6, top-k 20, top-p 0.95, 16 new tokens, seeded) and returned
   as text for :func:`alignxplore.prompts.parse_selection`; the same item's teacher-forced
   P(A), P(B) come with it, from one prefill of the prompt per item (hf: one forward whose
@@ -33,7 +33,7 @@ class BackendSetupError(RuntimeError):
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """Summary-generation sampling (FORMATS.md §4 defaults)."""
+    """Summary-generation sampling (docs/formats.md §4 defaults)."""
 
     temperature: float = 0.6
     top_k: int = 20
@@ -62,7 +62,7 @@ class JudgeScore:
     """The judge's probabilities of Item A and Item B at the decision position.
 
     ``p_a + p_b == 1``: both letters seen -> renormalised over {A, B}; only one seen (an
-    HTTP top-k list) -> the other is ``1 - p`` (FORMATS.md §4). ``letter_mass`` is the raw
+    HTTP top-k list) -> the other is ``1 - p`` (docs/formats.md §4). ``letter_mass`` is the raw
     probability of the two letter tokens over the whole vocabulary: a judge that follows
     the JSON instruction puts nearly all its mass there, so a low value flags a bad judge.
     """
@@ -97,7 +97,7 @@ class JudgeScore:
 
 @dataclass(frozen=True)
 class JudgeSampling:
-    """The sampled judge answer of the published table (FORMATS.md §4)."""
+    """The sampled judge answer of the published table (docs/formats.md §4)."""
 
     temperature: float = 0.6
     top_k: int = 20

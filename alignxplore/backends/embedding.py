@@ -8,7 +8,7 @@ transformers from the package folder (mean pooling, L2-normalised).
 
     P(A) = sigmoid((cos(s, A) - cos(s, B)) / temperature),   s = embed(query + summary)
 
-Measured on the synthetic world (``alignxplore.synthetic``): about 98% accuracy given the
+Measured on the synthetic world (``alignxplore.demo.world``): about 98% accuracy given the
 true preference, about 50% given an empty summary, well below 50% given another user's.
 
 The backend takes the same judge conversations as the others (``prompts.judge_messages``)

@@ -13,7 +13,7 @@ other task's target of the same user (the paper's "R.S. → Rec." and "Rec. → 
     python -m alignxplore.eval.cross_task table --results-dir outputs/results
 
 What a user must supply (the authors did not release their paired users): two benchmark files
-(``{userid, history, target}``, FORMATS.md §1) over the same people, one whose history and
+(``{userid, history, target}``, docs/formats.md §1) over the same people, one whose history and
 target are response-selection behaviours, one with recommendation behaviours; the join keeps the
 history of the first and the target of the second. A joined row is an ordinary benchmark row
 (``cross_task`` records where each part came from), registered in

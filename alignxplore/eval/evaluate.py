@@ -6,7 +6,7 @@
 
 The judge is loaded once for every benchmark and mode (the authors reloaded it per file),
 after every benchmark and summaries file has been read and validated. Per benchmark file and
-mode (FORMATS.md §2, §4):
+mode (docs/formats.md §2, §4):
 
 * the items are the summaries file's users in benchmark order (``full``/``streaming``: the
   benchmark minus users the generator skipped; ``direct``: every benchmark user);

@@ -14,7 +14,7 @@ Users the authors' scripts skipped (streaming: empty history after truncation) g
 ``{benchmark}.skipped.jsonl`` with the reason; ``{benchmark}.stats.json`` counts users
 summarised / skipped / truncated / rendered with a zero-triple pass (also logged).
 
-History rules (FORMATS.md §3, :mod:`alignxplore.history`): the whole history is truncated
+History rules (docs/formats.md §3, :mod:`alignxplore.history`): the whole history is truncated
 once, before the split, on the no-past prompt of the stage (full: the quoted ``"Not
 Provided."`` rendering, budget 16,384; streaming: recommendation sets only, 16,384 / 1.2),
 then split. Prompts per stage: full -> ``prompts.full_history_messages``; streaming ->

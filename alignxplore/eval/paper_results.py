@@ -1,5 +1,5 @@
 """Published main results of AlignXplore+ (arXiv 2601.04963, Table: judge Qwen3-8B
-non-thinking), in percent, transcribed from FORMATS.md §6. ``avg`` is the *published*
+non-thinking), in percent, transcribed from docs/formats.md §6. ``avg`` is the *published*
 average; the table builder recomputes it and flags the rows where the two differ."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""``python -m alignxplore.infer``: see :mod:`alignxplore.infer.cli`."""
+"""``python -m alignxplore.infer``: see :mod:`alignxplore.infer.offline`."""
 from ..cli import run_main
-from .cli import main
+from .offline import main
 
 if __name__ == "__main__":
     run_main(main)

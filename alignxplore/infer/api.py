@@ -13,7 +13,7 @@ Everything runs through :meth:`PreferenceInferer.arun`, one async engine shared 
 API, the CLI and the HTTP service; inside an event loop (a notebook, the service) call
 ``await inferer.arun(...)`` directly.
 
-Rules (the evaluation's, FORMATS.md §3, where they apply):
+Rules (the evaluation's, docs/formats.md §3, where they apply):
 
 * Token budget: measured on the prompt *without* a past summary, with the model's chat
   template, and cut by :func:`alignxplore.history.truncate_to_budget` (most recent half kept,

@@ -13,13 +13,13 @@ import sys
 
 
 def _infer(argv: list[str]) -> int:
-    from .cli import main
+    from .offline import main
 
     return main(argv, prog="alignxplore infer")
 
 
 def _personalize(argv: list[str]) -> int:
-    from .cli import main
+    from .offline import main
 
     return main(["--personalize", *argv], prog="alignxplore personalize")
 

@@ -1,4 +1,4 @@
-"""The two-stage coupling of streaming GRPO, as plain functions (FORMATS.md §5).
+"""The two-stage coupling of streaming GRPO, as plain functions (docs/formats.md §5).
 
 Per prompt, stage 1 samples n responses (one GRPO group); one of them is picked uniformly at
 random (:func:`pick_one_per_group`) and its summary fills the past slot of the stage-2 prompt

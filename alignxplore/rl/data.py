@@ -3,7 +3,7 @@
     python -m alignxplore.rl.data --input data/rl/rl.jsonl --output data/rl/train.parquet
     python -m alignxplore.rl.data --input rl.jsonl --output train.parquet --skip-bad-rows
 
-One parquet row per RL user (FORMATS.md §1, §3):
+One parquet row per RL user (docs/formats.md §1, §3):
 
 * ``prompt``: the stage-1 chat messages, RL wording, ``history[:mid]``, past slot
   ``Not Provided.`` (``prompts.rl_messages``); verl's dataset hands it on as ``raw_prompt``;
@@ -14,7 +14,7 @@ One parquet row per RL user (FORMATS.md §1, §3):
   "target2": history[-1]}}``; the reward picks the target by ``extra_info.stage``;
 * ``extra_info``: ``{"stage": 1, "index": row number, "userid": uid, "mid_position": mid}``.
 
-Validation: bad JSON, a missing field or ``mid_position`` outside ``[1, L-3]`` (FORMATS.md §3:
+Validation: bad JSON, a missing field or ``mid_position`` outside ``[1, L-3]`` (docs/formats.md §3:
 stage 2 then sees at least two behaviours) or a non-UTF-8 line is one ``file:line: field:
 problem`` line. Every bad line is reported (up to 20 listed, then counted); by default the run
 then stops and nothing is written; ``--skip-bad-rows`` reports each, counts and drops them.
@@ -44,7 +44,7 @@ def _triple(t: dict) -> dict:
 
 def validate_streaming_rl_row(obj, where: str) -> dict:
     """``formats.validate_rl_row``, which enforces the RL split rule ``1 <= mid <= L-3``
-    (FORMATS.md §3)."""
+    (docs/formats.md §3)."""
     return validate_rl_row(obj, where)
 
 

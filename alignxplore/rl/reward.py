@@ -5,7 +5,7 @@ name: compute_score}``; verl's reward loop awaits it once per response, for both
 while the rollout is still running. Keyword options come from
 ``reward.custom_reward_function.reward_kwargs`` (see :class:`JudgeOptions`).
 
-Per response (FORMATS.md §4):
+Per response (docs/formats.md §4):
 
 1. format gate ``prompts.is_well_formed`` (one ``<think>``, one ``</think>``, regex
    ``^<think>.+</think>.+$`` DOTALL); a failure scores 0.0 without a judge call;

@@ -1,6 +1,6 @@
 """Streaming two-stage GRPO on verl 0.9.1's legacy ``RayPPOTrainer`` (``trainer.use_v1=false``).
 
-One training step (FORMATS.md §5; the authors' ``ray_trainer_streaming.py`` on verl 0.3.1):
+One training step (docs/formats.md §5; the authors' ``ray_trainer_streaming.py`` on verl 0.3.1):
 
 1. stage 1: ``generate_sequences`` on the batch repeated n times (rewards stream in from
    :mod:`.reward` with ``extra_info.stage=1``, target1);
@@ -74,7 +74,7 @@ class StreamingGRPOTrainer(RayPPOTrainer):
         super().__init__(*args, **kwargs)
         self.streaming = StreamingConfig.from_config(self.config.get("streaming"))
         if self.use_critic or self.config.algorithm.use_kl_in_reward:
-            raise ValueError("streaming GRPO runs without a critic and without KL in the reward (FORMATS.md §5)")
+            raise ValueError("streaming GRPO runs without a critic and without KL in the reward (docs/formats.md §5)")
 
     # -- stage 2 -------------------------------------------------------------------------
     def decode_responses(self, data: DataProto, rows) -> list[str]:
@@ -193,7 +193,7 @@ class StreamingGRPOTrainer(RayPPOTrainer):
         current_epoch = self.global_steps // len(self.train_dataloader)
         SkipManager.init(self.config)
         if self.config.trainer.get("val_before_train", True):
-            raise ValueError("streaming GRPO trains without validation (FORMATS.md §5): set trainer.val_before_train=false")
+            raise ValueError("streaming GRPO trains without validation (docs/formats.md §5): set trainer.val_before_train=false")
         progress = tqdm(total=self.total_training_steps, initial=self.global_steps, desc="Training Progress")
         self.global_steps += 1
         SkipManager.set_step(self.global_steps)

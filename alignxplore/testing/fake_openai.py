@@ -231,7 +231,7 @@ class FakeOpenAIServer:
         ready = threading.Event()
         if self.serve_tokenize or self.max_model_len is not None:  # loaded before serving (once per process), so /tokenize answers at once
             from ..backends.openai import _load_tokenizer
-            from ..tiny import qwen3_tokenizer_dir
+            from ..demo.tiny import qwen3_tokenizer_dir
 
             self._tok = _load_tokenizer(self.tokenizer_path or qwen3_tokenizer_dir())
 

@@ -1,6 +1,6 @@
 """Shared pieces of the raw-dataset converters: reading raw files with one-line errors,
 counted skips, the seeded user split, and the benchmark rules of the authors' ``unify_*``
-scripts (FORMATS.md §7).
+scripts (docs/formats.md §7).
 
 Outputs of every converter, under the data root ``--out`` (default ``data``, the project's
 layout: README "Layout of data, checkpoints and outputs"): ``users/{name}_train.jsonl`` and

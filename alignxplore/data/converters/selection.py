@@ -11,7 +11,7 @@ messages; a JSON string of them is accepted), target = ``{user_query, correct_an
 random incorrect_answer}`` (``random.Random(seed)``; the authors' draw was unseeded),
 ``userid`` = row index.
 
-HiCUPID (``process_hicupid``, FORMATS.md §1): QA rows of type ``persona`` (split ``test_2``),
+HiCUPID (``process_hicupid``, docs/formats.md §1): QA rows of type ``persona`` (split ``test_2``),
 each joined with the dialogues it names (split ``test``: one row per turn with ``user`` /
 ``assistant`` text, ordered by ``turn_id``, or one row per dialogue with a ``dialogue`` list
 of chat messages); history = the chat messages of those dialogues in order; target =

@@ -5,7 +5,7 @@ The tokenizer is the real Qwen3 one (vocabulary, merges and the chat template wi
 from a seeded random init, so nothing is ever downloaded. ``save_tiny_model(dir)`` writes an
 ordinary HF checkpoint folder that every backend loads by path, exactly like a real model.
 
-    python -m alignxplore.tiny OUT_DIR [--head-dim 64] [--shape learnable] [--world runs/demo/world]
+    python -m alignxplore.demo.tiny OUT_DIR [--head-dim 64] [--shape learnable] [--world runs/demo/world]
 
 ``head_dim=64`` gives the variant vLLM's CPU attention kernel accepts (it rejects 16).
 ``shape="learnable"`` (hidden 128, 2 layers, 4 heads of head_dim 32, 2 KV heads, MLP 256,
@@ -103,8 +103,8 @@ def build_tiny_model(*, head_dim: int | None = None, seed: int = 0, shape: str =
     """``(model, tokenizer)``: a random Qwen3ForCausalLM — about 10 M parameters for the
     default ``"test"`` shape, 19.7 M for ``"learnable"`` with the full Qwen3 vocabulary.
 
-    ``world``: a synthetic world folder (``alignxplore.synthetic``); the tokenizer is then
-    the Qwen3 one restricted to the world's tokens (``alignxplore.world_tokenizer``: same
+    ``world``: a synthetic world folder (``alignxplore.demo.world``); the tokenizer is then
+    the Qwen3 one restricted to the world's tokens (``alignxplore.demo.world_tokenizer``: same
     token strings on every world text, ~800 ids instead of 151,669), and so is the
     embedding/output layer (the "learnable" shape: 0.39 M parameters instead of 19.7 M).
     """
@@ -139,7 +139,7 @@ def save_tiny_model(out_dir: str | os.PathLike, *, head_dim: int | None = None, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m alignxplore.tiny", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.demo.tiny", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir")
     ap.add_argument("--head-dim", type=int, default=None, help="default: the shape's (16 for test, 32 for learnable)")
     ap.add_argument("--shape", choices=sorted(TINY_SHAPES), default="test")

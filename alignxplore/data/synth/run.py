@@ -29,12 +29,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..backends.base import Backend, SamplingConfig
-from ..cli import add_backend_args, backend_from_args, run_main
-from ..formats import DataError, ResumableJsonl, read_jsonl
-from .synth_postprocess import postprocess
-from .synth_stage import JUDGE_MODES, SKIP_REASONS, UNCLOSED_THINK, StageRunner, SynthConfig
-from .synth_users import THIRDS_FROM, TargetRule, read_users
+from ...backends.base import Backend, SamplingConfig
+from ...cli import add_backend_args, backend_from_args, run_main
+from ...formats import DataError, ResumableJsonl, read_jsonl
+from .postprocess import postprocess
+from .stage import JUDGE_MODES, SKIP_REASONS, UNCLOSED_THINK, StageRunner, SynthConfig
+from .users import THIRDS_FROM, TargetRule, read_users
 
 log = logging.getLogger("alignxplore.synth")
 EXIT_PENDING = 3

@@ -1,11 +1,11 @@
 """Scoring: ``logprob1`` of every one of a user's last 100 behaviours, one forward pass per user.
 
     # one GPU (or CPU)
-    python -m alignxplore.data.scoring --users 'data/users/*_train.jsonl' \\
+    python -m alignxplore.data.scorer.scoring --users 'data/users/*_train.jsonl' \\
         --model checkpoints/scorer/final --out data/scored/users_scored.jsonl
     # 8 GPUs, data parallel: one process per GPU, each scores users i with i % 8 == rank and
     # writes OUT.rank{r}; pruning/score.sh then concatenates the shards into OUT
-    torchrun --nproc_per_node 8 -m alignxplore.data.scoring --users ... --model ... --out ...
+    torchrun --nproc_per_node 8 -m alignxplore.data.scorer.scoring --users ... --model ... --out ...
     # or: USERS=... MODEL=... OUT=... bash pruning/score.sh [--weak-model Qwen/Qwen3-1.7B]
 
 The user's text (``scorer_text``) holds every behaviour with its letter; with a causal model
@@ -23,7 +23,7 @@ skips the users already written): ``uid``, ``behaviors`` = the rendered last-N b
 each scored one with ``answer`` (its letter), ``logprob1`` and, with a weak model,
 ``logprob2`` and ``signal`` added in place (those whose letter lies beyond ``--max-length``
 stay plain), and ``cut_off`` (how many). This is the scored-user-row format the SFT synthesis
-(``alignxplore.data.synth_users``) and the pruning read. Users with no behaviours are skipped
+(``alignxplore.data.synth.users``) and the pruning read. Users with no behaviours are skipped
 and counted.
 """
 from __future__ import annotations
@@ -32,11 +32,11 @@ import argparse
 import logging
 import os
 
-from ..cli import run_main
-from ..formats import DataError, ResumableJsonl, expand_globs, read_jsonl
-from .scorer_text import LAST_BEHAVIOURS, SCORING_MAX_LENGTH, SEED, EncodedUser, encode_user, letter_token_ids, validate_user_row
+from ...cli import run_main
+from ...formats import DataError, ResumableJsonl, expand_globs, read_jsonl
+from .text import LAST_BEHAVIOURS, SCORING_MAX_LENGTH, SEED, EncodedUser, encode_user, letter_token_ids, validate_user_row
 
-log = logging.getLogger("alignxplore.data.scoring")
+log = logging.getLogger("alignxplore.data.scorer.scoring")
 
 
 def load_model(path: str, device: str, dtype: str = "auto", attn_implementation: str = "sdpa"):
@@ -166,7 +166,7 @@ def score(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.scoring", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.scorer.scoring", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", nargs="+", required=True, help="user rows JSONL file(s) or quoted glob(s) ({uid, behaviors}) from the converters")
     ap.add_argument("--model", required=True, help="the trained scorer (HF checkpoint)")
     ap.add_argument("--weak-model", default=None, help="a weaker model for logprob2 and signal = logprob1 - logprob2")

@@ -1,6 +1,6 @@
 """Scorer training data: user rows -> the prepared dataset the SFT trainer reads.
 
-    python -m alignxplore.data.scorer_prepare --users data/users/*_train.jsonl \\
+    python -m alignxplore.data.scorer.prepare --users data/users/*_train.jsonl \\
         --model Qwen/Qwen3-1.7B --out data/scorer/prepared
     python -m alignxplore.sft.train --config pruning/configs/scorer.yaml     # or bash pruning/train_scorer.sh
 
@@ -24,11 +24,11 @@ import json
 import logging
 from pathlib import Path
 
-from ..cli import run_main
-from ..formats import DataError, read_jsonl
-from .scorer_text import LAST_BEHAVIOURS, SEED, TRAINING_MAX_LENGTH, encode_user, validate_user_row
+from ...cli import run_main
+from ...formats import DataError, read_jsonl
+from .text import LAST_BEHAVIOURS, SEED, TRAINING_MAX_LENGTH, encode_user, validate_user_row
 
-log = logging.getLogger("alignxplore.data.scorer_prepare")
+log = logging.getLogger("alignxplore.data.scorer.prepare")
 
 
 def scorer_example(row: dict, tokenizer, *, max_length: int, last: int, seed: int, where: str) -> tuple[dict | None, int]:
@@ -78,7 +78,7 @@ def prepare(user_files: list[str], model: str, out: Path, *, max_length: int = T
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.scorer_prepare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.scorer.prepare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", nargs="+", required=True, help="user rows JSONL file(s) or glob(s) ({uid, behaviors})")
     ap.add_argument("--model", required=True, help="the scorer's base model or tokenizer path")
     ap.add_argument("--out", required=True, help="output folder (datasets.save_to_disk)")

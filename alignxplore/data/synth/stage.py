@@ -1,6 +1,6 @@
 """One synthesis stage over a chunk of users: the four teacher calls, batched across users.
 
-Per user and stage (FORMATS.md §7, prompts in :mod:`alignxplore.prompts`, SFT synthesis
+Per user and stage (docs/formats.md §7, prompts in :mod:`alignxplore.prompts`, SFT synthesis
 section): (1) one teacher sample per candidate target, the target shown as a guiding triple
 (thinking on); (2) the filtering judge keeps a candidate when it picks the user's chosen item
 with that candidate's summary; at least ``min_kept`` must survive; (3) the teacher merges the
@@ -47,10 +47,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends.base import Backend, SamplingConfig
-from ..prompts import (THINK_CLOSE, THINK_OPEN, extract_reasoning, extract_summary, parse_selection, split_merge_output, synth_judge_messages,
+from ...backends.base import Backend, SamplingConfig
+from ...prompts import (THINK_CLOSE, THINK_OPEN, extract_reasoning, extract_summary, parse_selection, split_merge_output, synth_judge_messages,
                        synth_merge_messages, synth_pair, synth_teacher_messages)
-from .synth_users import TargetRule, is_scored, pick_targets, split_thirds
+from .users import TargetRule, is_scored, pick_targets, split_thirds
 
 Record = dict[str, Any]
 JUDGE_MODES = ("forced", "sampled")

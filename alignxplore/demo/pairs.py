@@ -1,6 +1,6 @@
 """A paired synthetic user set for cross-task transfer, so the mode runs end to end on CPU.
 
-Each user has one latent favourite genre (as in :mod:`alignxplore.synthetic`) and behaviours
+Each user has one latent favourite genre (as in :mod:`alignxplore.demo.world`) and behaviours
 in BOTH tasks: a response-selection file (``pairs_rs_upi.jsonl``: chat-style queries, answers
 of a genre) and a recommendation file (``pairs_rec_upi.jsonl``: the generic request, items of
 a genre), sharing userids. One extra user is only in the selection file and one only in the
@@ -10,7 +10,7 @@ with their ``.join.json`` reports), a registry ``benchmarks.yaml`` naming them a
 ``eval/benchmarks_cross_task.yaml`` does, and reference summaries in the generator's output
 format (``summaries/{teacher,empty}/full/NAME.jsonl``; teacher = the user's true genre).
 
-    python -m alignxplore.synthetic_pairs --out runs/demo/world/cross_task --users 32
+    python -m alignxplore.demo.pairs --out runs/demo/world/cross_task --users 32
 """
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ import json
 import random
 from pathlib import Path
 
-from .eval.cross_task import join_files
-from .formats import write_jsonl
-from .synthetic import GENRES, NOUNS, REC_QUERY, SEL_QUERIES, reference_summary
+from ..eval.cross_task import join_files
+from ..formats import write_jsonl
+from .world import GENRES, NOUNS, REC_QUERY, SEL_QUERIES, reference_summary
 
 PAIR_FILES = {"rs": "pairs_rs_upi.jsonl", "rec": "pairs_rec_upi.jsonl"}
 # joined benchmark name -> (history side, target side); names and columns as eval/benchmarks_cross_task.yaml
 JOINS = {"rs_to_rec": ("rs", "rec"), "rec_to_rs": ("rec", "rs")}
-REGISTRY = """# Cross-task pairs of the synthetic world (alignxplore/synthetic_pairs.py)
+REGISTRY = """# Cross-task pairs of the synthetic world (alignxplore/demo/pairs.py)
 benchmarks:
   - {name: rs_to_rec, file: rs_to_rec_upi.jsonl, task: recommendation,     split: half, column: "R.S. → Rec.", auc: true}
   - {name: rec_to_rs, file: rec_to_rs_upi.jsonl, task: response_selection, split: half, column: "Rec. → R.S.", auc: false}

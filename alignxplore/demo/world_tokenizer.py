@@ -1,7 +1,7 @@
 """The Qwen3 tokenizer restricted to the tokens a synthetic world uses.
 
 The demo's tiny policy spent ~98% of its parameters and of every step's time on the 151,669-
-token output layer, while the synthetic world (``alignxplore.synthetic``) and the chat
+token output layer, while the synthetic world (``alignxplore.demo.world``) and the chat
 template use a few hundred distinct tokens. ``restrict_tokenizer(full, texts)`` keeps:
 
 * the 256 byte-level base tokens (any text still encodes, byte by byte at worst);
@@ -20,7 +20,7 @@ step the lowest-ranked applicable kept merge is the full tokenizer's choice. The
 pre-tokeniser, decoder and chat template are unchanged. ``tests/test_world_tokenizer.py``
 checks the equality on every file of a world.
 
-    python -m alignxplore.world_tokenizer --world runs/demo/world --out DIR
+    python -m alignxplore.demo.world_tokenizer --world runs/demo/world --out DIR
 """
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def world_texts(world: str | Path, tokenizer) -> Iterator[str]:
     wordings; thinking on and off), each SFT row templated as ``sft.prepare`` renders it, and
     the world's item inventory (every genre x noun x style), so that the tokenizer does not
     depend on which items the random users happened to draw."""
-    from . import prompts, synthetic
+    from .. import prompts
+    from . import world as synthetic
 
     def templated(messages):
         for thinking in (True, False):

@@ -2,7 +2,7 @@
 
     python -m alignxplore.data.synth postprocess --work-dir data/synth [--out data/sft/sft.jsonl]
 
-Rows are exactly the SFT stage's input (FORMATS.md §1), rendered with the evaluation/SFT
+Rows are exactly the SFT stage's input (docs/formats.md §1), rendered with the evaluation/SFT
 wording (:func:`alignxplore.prompts.streaming_messages`):
 
 1. prompt = first third, no past; completion = ``<think>\\n{thinking_1}\\n</think>\\n\\n{preference_1}``
@@ -18,8 +18,8 @@ import json
 import logging
 from pathlib import Path
 
-from ..formats import DataError, read_jsonl, validate_sft_row, write_jsonl
-from ..prompts import sft_completion, streaming_messages
+from ...formats import DataError, read_jsonl, validate_sft_row, write_jsonl
+from ...prompts import sft_completion, streaming_messages
 
 log = logging.getLogger("alignxplore.synth")
 

@@ -9,8 +9,8 @@ cluster user runs (``alignxplore.sft.prepare`` / ``sft.train``, ``alignxplore.rl
 ``eval.evaluate`` / ``eval.table``): SFT training and RL as subprocesses, the light stages through
 their ``main(argv)`` in this process; on:
 
-* a synthetic preference world (``alignxplore.synthetic``): users with one latent genre;
-* a tiny Qwen3 policy (the real tokenizer restricted to the world's tokens, ``alignxplore.world_tokenizer``;
+* a synthetic preference world (``alignxplore.demo.world``): users with one latent genre;
+* a tiny Qwen3 policy (the real tokenizer restricted to the world's tokens, ``alignxplore.demo.world_tokenizer``;
   random weights, the ``learnable`` body);
 * a sentence-encoder judge (``--judge-backend embedding``): a cheap stand-in downstream
   model that really reads the summary; NOT the paper's Qwen3-8B judge.
@@ -23,7 +23,7 @@ empty within 45-55%, another user's below 50%; the demo prints whether they hold
 Each stage writes a marker in ``OUT/.stages`` when it finishes; a rerun skips finished stages
 whose command is unchanged (delete ``OUT`` to start afresh). Stage wall times are printed as
 they finish and in a summary at the end (also ``OUT/timings.json``); the learning curves (SFT loss,
-per-step RL reward and format pass of both stages) go to ``OUT/learning.png`` (``alignxplore.demo_curves``).
+per-step RL reward and format pass of both stages) go to ``OUT/learning.png`` (``alignxplore.demo.curves``).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .demo_curves import learning_curves
+from .curves import learning_curves
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = ("untrained", "sft", "rl")
@@ -179,13 +179,13 @@ def run(args) -> int:
     bench_dir, registry = world / "benchmarks", world / "benchmarks" / "benchmarks.yaml"
     t_start = time.perf_counter()
 
-    demo.stage("world", demo.py("alignxplore.synthetic", "--out", world, "--sft-users", args.sft_users,
+    demo.stage("world", demo.py("alignxplore.demo.world", "--out", world, "--sft-users", args.sft_users,
                                 "--rl-users", args.rl_users, "--test-users", args.test_users, "--seed", args.seed,
                                 "--history-len", args.history_len))
     cross = world / "cross_task"  # inside the world: the world-sized vocabulary covers its texts too
-    demo.stage("cross-task-world", demo.py("alignxplore.synthetic_pairs", "--out", cross, "--users", args.cross_task_users,
+    demo.stage("cross-task-world", demo.py("alignxplore.demo.pairs", "--out", cross, "--users", args.cross_task_users,
                                            "--seed", args.seed), outputs=(cross,))
-    demo.stage("base-policy", demo.py("alignxplore.tiny", base, "--shape", "learnable", "--world", world),
+    demo.stage("base-policy", demo.py("alignxplore.demo.tiny", base, "--shape", "learnable", "--world", world),
                inputs=(world,), outputs=(base,))
 
     # -- stage 1: SFT -------------------------------------------------------------------
@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--test-users", type=int, default=48, help="held-out users per benchmark (mirrored pairs)")
     w.add_argument("--history-len", type=int, default=18, help="behaviours per user (SFT rows see a third each)")
     w.add_argument("--seed", type=int, default=0)
-    w.add_argument("--cross-task-users", type=int, default=16, help="users of the paired cross-task set (alignxplore/synthetic_pairs.py)")
+    w.add_argument("--cross-task-users", type=int, default=16, help="users of the paired cross-task set (alignxplore/demo/pairs.py)")
     ap.add_argument("--sanity-empty", type=float, nargs=2, default=SANITY["empty"], metavar=("LO", "HI"),
                     help="accepted accuracy range of the empty-summary row (wider for small --test-users)")
     t = ap.add_argument_group("training")

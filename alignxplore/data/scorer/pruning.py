@@ -1,10 +1,10 @@
-"""Pruning: scored behaviours -> RL rows with a ``mid_position`` (FORMATS.md §7).
+"""Pruning: scored behaviours -> RL rows with a ``mid_position`` (docs/formats.md §7).
 
-    python -m alignxplore.data.pruning --scores data/scored/movielens.jsonl \\
+    python -m alignxplore.data.scorer.pruning --scores data/scored/movielens.jsonl \\
         --a 0.5 --b 0.3 --c 0.6 --out data/rl/movielens_rl.jsonl
     # or: SCORES='data/scored/movielens.jsonl*' OUT=data/rl/movielens_rl.jsonl A=0.5 B=0.3 C=0.6 bash pruning/prune.sh
 
-Input: the scored user rows written by ``alignxplore.data.scoring`` (one or more files; with
+Input: the scored user rows written by ``alignxplore.data.scorer.scoring`` (one or more files; with
 several GPUs, every ``*.rank*`` shard): behaviours carrying ``logprob1`` (and ``logprob2`` /
 ``signal``) are the scored ones. Every scored behaviour of every user given in one call enters
 ONE global filter (run once per dataset to filter per dataset, as the authors did per file):
@@ -45,12 +45,12 @@ import math
 from fractions import Fraction
 from pathlib import Path
 
-from ..cli import run_main
-from ..formats import BadLines, DataError, iter_jsonl, validate_finite, validate_logprob, validate_rl_row, write_jsonl
-from ..preflight import check_output_file
-from .scorer_text import validate_user_row
+from ...cli import run_main
+from ...formats import BadLines, DataError, iter_jsonl, validate_finite, validate_logprob, validate_rl_row, write_jsonl
+from ...preflight import check_output_file
+from .text import validate_user_row
 
-log = logging.getLogger("alignxplore.data.pruning")
+log = logging.getLogger("alignxplore.data.scorer.pruning")
 BAND_WIDTH = Fraction(1, 10)  # the authors' band is [c - 0.1, c) of the logprob1 ranking
 
 
@@ -259,8 +259,8 @@ def format_summary(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.pruning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scores", nargs="+", required=True, help="scored-user JSONL file(s) or glob(s) from alignxplore.data.scoring")
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.scorer.pruning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scores", nargs="+", required=True, help="scored-user JSONL file(s) or glob(s) from alignxplore.data.scorer.scoring")
     ap.add_argument("--out", required=True, help="RL rows (JSONL); a .summary.json is written beside it")
     ap.add_argument("--a", type=float, required=True, help="keep the top fraction a of all behaviours by signal (not released)")
     ap.add_argument("--b", type=float, required=True, help="then keep log(b) <= logprob1 <= 0 (not released)")

@@ -19,7 +19,7 @@ The world is written in the project's real formats, so every stage reads it unch
   generator's output format (the teacher's true preference, another user's, an empty one),
   which the evaluation scores like any summarizer's output — the demo's sanity rows.
 
-    python -m alignxplore.synthetic --out runs/demo/world --sft-users 256 --rl-users 64 --test-users 64
+    python -m alignxplore.demo.world --out runs/demo/world --sft-users 256 --rl-users 64 --test-users 64
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .formats import write_jsonl
-from .prompts import sft_completion, streaming_messages
+from ..formats import write_jsonl
+from ..prompts import sft_completion, streaming_messages
 
 GENRES = ("jazz", "horror", "comedy", "sports", "science", "cooking", "travel", "history")
 NOUNS = ("story", "film", "podcast", "article", "book", "show", "album", "guide")
@@ -107,7 +107,7 @@ def _mirrored_test_users(rng: random.Random, prefix: str, style: str, n: int, cf
 
 
 def sft_rows(users: list[dict]) -> list[dict]:
-    """Two SFT rows per user, in the SFT stage's input format (FORMATS.md §1)."""
+    """Two SFT rows per user, in the SFT stage's input format (docs/formats.md §1)."""
     rows = []
     for u in users:
         h, third = u["history"], len(u["history"]) // 3
@@ -149,7 +149,7 @@ def summary_rows(users: list[dict], summarizer: str) -> list[dict]:
 
 
 def registry_yaml() -> str:
-    lines = ["# The synthetic world's benchmarks (alignxplore/synthetic.py).", "benchmarks:"]
+    lines = ["# The synthetic world's benchmarks (alignxplore/demo/world.py).", "benchmarks:"]
     for name, split, task in BENCHMARKS:
         lines.append(f"  - {{name: {name}, file: {name}_upi.jsonl, task: {task}, split: {split}, column: {name}, auc: {str(split == 'recommendation').lower()}}}")
     return "\n".join(lines) + "\n"

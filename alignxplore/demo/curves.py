@@ -5,7 +5,7 @@ Sources are the files the stages write anyway: the SFT trainer's ``trainer_state
 (``log_history``) in its last checkpoint, and verl's file logger (one JSON line per step,
 ``{"step": n, "data": {metric: value}}``), which the demo points at ``OUT/rl/metrics.jsonl``.
 
-    python -m alignxplore.demo_curves --sft-run runs/demo/sft/run --rl-metrics runs/demo/rl/metrics.jsonl --out runs/demo/learning.png
+    python -m alignxplore.demo.curves --sft-run runs/demo/sft/run --rl-metrics runs/demo/rl/metrics.jsonl --out runs/demo/learning.png
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The behaviour scorer's input: user rows -> one text per user, with the letter positions.
 
 Shared by scorer training (``scorer_prepare``) and scoring (``scoring``), so both see exactly
-the same text (FORMATS.md §7): ``SCORER_HEADER`` then, per behaviour,
+the same text (docs/formats.md §7): ``SCORER_HEADER`` then, per behaviour,
 ``<prompt>{query}</prompt><option_A>{a}</option_A><option_B>{b}</option_B><preference> {A|B} </preference>|SEP|``.
 
 Decisions (README "Scorer"):
@@ -19,8 +19,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ..formats import DataError, validate_triple
-from ..prompts import JUDGE_LETTER_TOKENS, SCORER_HEADER, SCORER_SEGMENT_HEAD, SCORER_SEGMENT_TAIL
+from ...formats import DataError, validate_triple
+from ...prompts import JUDGE_LETTER_TOKENS, SCORER_HEADER, SCORER_SEGMENT_HEAD, SCORER_SEGMENT_TAIL
 
 LAST_BEHAVIOURS = 100  # the authors scored and trained on each user's last 100 behaviours
 SCORING_MAX_LENGTH = 16384

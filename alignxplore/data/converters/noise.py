@@ -1,11 +1,11 @@
 """Noisy-history benchmark sets: behaviours from another source or user injected into each history.
 
     # AlignX users with 75% as many MovieLens behaviours interleaved (the paper's robustness set)
-    python -m alignxplore.data.noise --base data/benchmark/alignx_upi.jsonl \\
+    python -m alignxplore.data.converters.noise --base data/benchmark/alignx_upi.jsonl \\
         --source data/benchmark/movielens_upi.jsonl --mode interleave --ratio 0.75 \\
         --out data/benchmark/alignx_movielens_interleave_75_upi.jsonl
     # HiCUPID users with 50% of the next user's history appended / prepended / interleaved
-    python -m alignxplore.data.noise --base data/benchmark/hicupid_upi.jsonl --source next-user-pairs \\
+    python -m alignxplore.data.converters.noise --base data/benchmark/hicupid_upi.jsonl --source next-user-pairs \\
         --mode append --ratio 0.5 --out data/benchmark/hicupid_next_user_append_50_upi.jsonl
 
 Per user: ``k = min(⌊len(history) · ratio⌋, len(noise user's history))`` behaviours are drawn
@@ -35,7 +35,7 @@ target keeps its two items (the judge still chooses between them), history order
 are unchanged, ``noise`` records how many rejected items were replaced. Chat-message
 histories already render with the filler and are copied unchanged (``replaced: 0``).
 
-    python -m alignxplore.data.noise --base data/benchmark/alignx_upi.jsonl --mode no-negatives \\
+    python -m alignxplore.data.converters.noise --base data/benchmark/alignx_upi.jsonl --mode no-negatives \\
         --out data/benchmark/alignx_no_negatives_upi.jsonl
 """
 from __future__ import annotations
@@ -45,8 +45,8 @@ import json
 import random
 from pathlib import Path
 
-from ..cli import run_main
-from ..formats import NO_NEGATIVE_SAMPLE, DataError, derived_userid, read_jsonl, write_jsonl
+from ...cli import run_main
+from ...formats import NO_NEGATIVE_SAMPLE, DataError, derived_userid, read_jsonl, write_jsonl
 
 MODES = ("append", "prepend", "interleave")
 NO_NEGATIVES = "no-negatives"
@@ -146,7 +146,7 @@ def _rows(path: str) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.noise", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m alignxplore.data.converters.noise", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="benchmark file whose histories get noise")
     ap.add_argument("--source", help=f"benchmark file to take noise from, '{NEXT_USER}' or '{NEXT_USER_PAIRS}' (injection modes)")
     ap.add_argument("--mode", choices=MODES + (NO_NEGATIVES,), required=True)

@@ -1,6 +1,6 @@
 """SFT synthesis inputs: scored user rows, the split into thirds, and the candidate targets.
 
-Input row (one JSON object per line), the scorer's output (FORMATS.md §7)::
+Input row (one JSON object per line), the scorer's output (docs/formats.md §7)::
 
     {"uid": "u1", "behaviors": [{"query": "...", "chosen": "...", "rejected": "...", "logprob1": -0.02}, ...]}
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..formats import DataError, read_jsonl, validate_logprob, validate_triple
+from ...formats import DataError, read_jsonl, validate_logprob, validate_triple
 
 Record = dict[str, Any]
 

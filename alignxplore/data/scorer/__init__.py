@@ -1,0 +1,1 @@
+"""The weak scorer: its training text, scoring of users, pruning by score."""

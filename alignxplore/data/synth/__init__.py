@@ -1,0 +1,1 @@
+"""SFT-data synthesis: teacher stages, filtering judge, merge, post-processing."""
