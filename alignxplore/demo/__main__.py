@@ -1,3 +1,4 @@
+"""``python -m alignxplore.demo``: see :mod:`alignxplore.demo.run`."""
 from .run import main
 
 if __name__ == "__main__":

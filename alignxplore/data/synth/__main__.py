@@ -1,4 +1,6 @@
+"""``python -m alignxplore.data.synth``: see :mod:`alignxplore.data.synth.run`."""
+from ...cli import run_main
 from .run import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)
