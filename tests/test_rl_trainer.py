@@ -1,5 +1,5 @@
 """StreamingGRPOTrainer's step on CPU: verl's real RayPPOTrainer built on CPU, with the GPU-only
-pieces replaced at their boundary (notes/verl-0.9.1.md §6): the rollout (vLLM servers behind
+pieces replaced at their boundary (docs/verl-on-cpu.md): the rollout (vLLM servers behind
 verl's AgentLoopManager) by :class:`FakeRollout`, and the actor workers' log-prob / update /
 checkpoint calls by recorders. Everything else is real: the dataset, ``DataProto`` handling,
 ``union``/``concat``, the reward (``compute_score`` over HTTP to the fake judge server), the

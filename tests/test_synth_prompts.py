@@ -1,6 +1,6 @@
 """Golden tests for the SFT-synthesis prompts (teacher, filtering judge, merge) and the parsing
-of teacher and merge answers. The fixture was written from the spec's rendered examples
-(synthesis_prompts.md), placeholders kept as literal ``{name}`` strings."""
+of teacher and merge answers. The fixture holds the authors' rendered examples (strings:
+docs/formats.md §2), placeholders kept as literal ``{name}`` strings."""
 import json
 
 import pytest

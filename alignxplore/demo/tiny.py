@@ -11,7 +11,7 @@ ordinary HF checkpoint folder that every backend loads by path, exactly like a r
 ``shape="learnable"`` (hidden 128, 2 layers, 4 heads of head_dim 32, 2 KV heads, MLP 256,
 tied embeddings; ~19.7 M parameters, almost all in the embedding) is the smallest shape
 measured to learn an input-dependent answer from scratch within minutes on 2 CPU cores
-(shared/notes/cpu-stack.md); the default ``"test"`` shape (hidden 64, head_dim 16) is the
+(docs/demo.md, "The tiny Qwen3"); the default ``"test"`` shape (hidden 64, head_dim 16) is the
 one the tests need and stays the default.
 """
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Test doubles that stand at the narrowest boundary we cannot run here (see DESIGN.md)."""
+"""Test doubles that stand at the narrowest boundary we cannot run here (see docs/testing.md)."""
