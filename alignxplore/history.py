@@ -71,14 +71,6 @@ def streaming_skip_reason(history: Sequence[Record]) -> str | None:
     return "empty history after truncation" if not history else None
 
 
-def rl_stages(history: Sequence[Record], mid: int) -> tuple[tuple[list[Record], Record], tuple[list[Record], Record]]:
-    """RL training row: stage 1 sees ``history[:mid]`` and is judged on ``history[mid]``;
-    stage 2 sees ``history[mid:-1]`` (after stage 1's summary) and is judged on ``history[-1]``."""
-    if not 1 <= mid <= len(history) - 3:
-        raise ValueError(f"mid_position {mid} outside [1, {len(history) - 3}] (docs/formats.md §3)")
-    return (list(history[:mid]), history[mid]), (list(history[mid:-1]), history[-1])
-
-
 def truncate_to_budget(
     triples: Sequence[Record],
     n_tokens: Callable[[list[Record]], int],

@@ -1,10 +1,17 @@
 """Downstream-judge scoring: A/B placement, the two judge protocols, per-item results.
 
+The one home of the judge's rules, shared by evaluation (:mod:`alignxplore.eval.evaluate`)
+and the RL reward (:mod:`alignxplore.rl.reward`): the prompt with the chosen item as Item A
+or B (:meth:`JudgeItem.messages`), the placement draws, and the read-out P(correct letter)
+(:meth:`JudgeItem.p_correct`: evaluation's ``confidence``, the reward's score).
+
 **A/B placement** (the authors' sequence, docs/formats.md §2): per benchmark file and mode, one
 ``random.Random(42)`` draws ``randint(0, 1)`` per item in the order of the file being judged
 (the summaries file, i.e. the benchmark minus users the generator skipped; the benchmark file
 itself for the direct baseline); 1 = the chosen item is Item A. Recommendation sets skip
-users whose history is empty *without drawing* (:func:`ab_placement`).
+users whose history is empty *without drawing* (:func:`ab_placement`). The RL reward judges
+responses as they stream in, in no fixed order, so it draws per item from the item's own
+key instead (:func:`keyed_placement`).
 
 **Protocols** (``PROTOCOLS``):
 
@@ -17,17 +24,18 @@ users whose history is empty *without drawing* (:func:`ab_placement`).
 Either way every item also records P(A), P(B) (teacher-forced, one prefill per item), the
 argmax selection, and ``expected_correct``: the probability that the authors' sampler picks
 the correct letter, computed from the two-letter distribution with temperature, top-k and
-top-p applied (:func:`sampler_distribution`). Its mean is a noise-free estimate of the
+top-p applied (:func:`alignxplore.backends.sampling.sampler_distribution`). Its mean is a noise-free estimate of the
 published (sampled) accuracy.
 """
 from __future__ import annotations
 
-import math
+import hashlib
 import random
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
-from .backends.base import Backend, JudgeSampling
+from .backends.base import Backend, JudgeSampling, JudgeScore
+from .backends.sampling import sampler_distribution
 from .prompts import judge_messages, parse_selection
 
 PROTOCOLS = ("sampled", "teacher-forced")
@@ -42,9 +50,16 @@ def ab_placement(n_items: int, seed: int = JUDGE_SEED, skip: Sequence[bool] | No
     return [None if s else rng.randint(0, 1) == 1 for s in skip]
 
 
-def chosen_at_a(n_items: int, seed: int = JUDGE_SEED) -> list[bool]:
-    """The placement of ``n_items`` items none of which is skipped."""
-    return ab_placement(n_items, seed)  # type: ignore[return-value]
+def keyed_placement(*key) -> bool:
+    """One item's placement drawn from its own key: True (chosen is Item A) with probability 1/2.
+
+    The RL reward's rule. The authors drew unseeded; we seed a private RNG with the SHA-256 of
+    the key's parts joined by ``|`` (the reward's key: seed, stage, row index, response text),
+    so the draw does not depend on which worker judges the item or in what order, and a rerun
+    with the same responses places every item identically.
+    """
+    digest = hashlib.sha256("|".join(str(k) for k in key).encode()).hexdigest()
+    return random.Random(int(digest[:16], 16)).randint(0, 1) == 1
 
 
 @dataclass
@@ -55,45 +70,19 @@ class JudgeItem:
     rejected: str
     chosen_is_a: bool
 
+    @property
+    def correct_letter(self) -> str:
+        return "A" if self.chosen_is_a else "B"
+
     def messages(self) -> list[dict]:
+        """The judge prompt, with the chosen item shown as Item A or Item B."""
         a, b = (self.chosen, self.rejected) if self.chosen_is_a else (self.rejected, self.chosen)
         return judge_messages(self.query, self.summary, a, b)
 
-
-def sampler_distribution(probs: Mapping[str, float], temperature: float, top_k: int, top_p: float) -> dict[str, float]:
-    """What a vLLM / transformers sampler draws from, given token probabilities.
-
-    Temperature: ``p ** (1/T)`` renormalised (= softmax of logits / T); temperature 0 is
-    greedy. Top-k keeps the ``k`` most likely (``k <= 0``: all). Top-p, as both engines do it:
-    sort ascending and drop every token whose cumulative mass (itself included) is
-    ``<= 1 - top_p``, always keeping the most likely one. Ties break by key order.
-    """
-    keys = [k for k in probs if probs[k] > 0]
-    if not keys:
-        raise ValueError("no token with positive probability")
-    if temperature <= 0:
-        best = max(keys, key=lambda k: probs[k])
-        return {k: float(k == best) for k in probs}
-    logits = {k: math.log(probs[k]) / temperature for k in keys}
-    top = max(logits.values())
-    weights = {k: math.exp(v - top) for k, v in logits.items()}
-    total = sum(weights.values())
-    q = {k: w / total for k, w in weights.items()}
-    ranked = sorted(q, key=lambda k: -q[k])
-    if top_k and top_k > 0:
-        ranked = ranked[:top_k]
-    mass = sum(q[k] for k in ranked)
-    q = {k: q[k] / mass for k in ranked}
-    if top_p < 1.0:
-        ascending = sorted(q, key=lambda k: q[k])
-        cumulative, kept = 0.0, []
-        for k in ascending:
-            cumulative += q[k]
-            if cumulative > 1.0 - top_p or k == ascending[-1]:
-                kept.append(k)
-        mass = sum(q[k] for k in kept)
-        q = {k: q[k] / mass for k in kept}
-    return {k: q.get(k, 0.0) for k in probs}
+    def p_correct(self, score: JudgeScore) -> float:
+        """The read-out: the judge's teacher-forced P(correct letter). Evaluation records it as
+        ``confidence``; it is the RL reward."""
+        return float(score.p_a if self.chosen_is_a else score.p_b)
 
 
 def expected_correct(p_a: float, p_b: float, chosen_is_a: bool, sampling: JudgeSampling) -> float:
@@ -140,7 +129,7 @@ def score_items(
             rec["error"] = error
             results.append(rec)
             continue
-        correct_letter = "A" if it.chosen_is_a else "B"
+        correct_letter = it.correct_letter
         argmax = "A" if sc.p_a >= sc.p_b else "B"
         rec.update(
             p_a=sc.p_a,
@@ -149,7 +138,7 @@ def score_items(
             argmax_selection=argmax,
             argmax_correct=argmax == correct_letter,
             expected_correct=expected_correct(sc.p_a, sc.p_b, it.chosen_is_a, sampling),
-            confidence=sc.p_a if it.chosen_is_a else sc.p_b,
+            confidence=it.p_correct(sc),
         )
         if protocol == "sampled":
             selection = parse(answer)

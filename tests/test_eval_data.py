@@ -3,6 +3,7 @@ and what the errors say when it is missing. No network: the hub is reached only 
 cache laid out exactly as huggingface_hub writes it."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,3 +65,39 @@ def test_missing_folder_and_missing_file_say_the_same(tmp_path, bench_dir):
         load_benchmarks(tmp_path / "d", benches)
     assert str(e.value).startswith(f"{tmp_path / 'd' / 'alignx_upi.jsonl'}: no such file; ") and HOW in str(e.value)
     assert json.dumps(str(e.value)).count("\\n") == 0  # one line
+
+
+def test_task_kind_comes_from_the_registry_and_an_unknown_one_is_refused(tmp_path):
+    """The registry entry names its task kind; what the kind implies lives in one table
+    (registry.TASK_KINDS), and a kind it does not know stops the run when the registry is read,
+    naming the file, the entry and the benchmark."""
+    from pathlib import Path
+
+    from alignxplore.eval.registry import TASK_KINDS, Benchmark
+
+    shipped = sorted((Path(__file__).resolve().parents[1] / "eval").glob("*.yaml"))
+    assert len(shipped) >= 3  # benchmarks, cross-task, noisy
+    for path in shipped:
+        for b in load_registry(path):
+            assert b.kind is TASK_KINDS[b.task], (path, b.name)
+    reg = tmp_path / "mine.yaml"
+    reg.write_text("benchmarks:\n  - {name: mind, file: mind_upi.jsonl, task: recommendation, split: recommendation, column: MIND}\n"
+                   "  - {name: clicks, file: clicks_upi.jsonl, task: ranking, split: half, column: Clicks}\n")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(reg))}: benchmarks\[1\] \(benchmark 'clicks'\): task: 'ranking' is not a task kind; known kinds: recommendation, response_selection, response_generation"):
+        load_registry(reg)
+    with pytest.raises(ValueError, match="benchmark 'clicks': task 'ranking' is not a task kind"):
+        Benchmark("clicks", "clicks_upi.jsonl", "ranking", "half", "Clicks")
+
+
+@pytest.mark.parametrize("task", ["recommendation", "response_selection", "response_generation"])
+def test_direct_answer_budget_follows_the_task_kind(task):
+    """evaluate.py reads the kind's properties, never its name: the direct baseline's answer
+    budget is the long one exactly where the kind says so, and summary modes keep the run's."""
+    from alignxplore.eval.evaluate import protocol_for
+    from alignxplore.eval.registry import Benchmark
+
+    bench = Benchmark("x", "x_upi.jsonl", task, "half", "X")
+    config = {"protocol": {"name": "sampled", "settings": {"max_new_tokens": 16}}, "direct_selection_max_new_tokens": 4096}
+    direct = protocol_for(config, bench, "direct")["settings"]["max_new_tokens"]
+    assert direct == (4096 if bench.kind.direct_long_answer else 16) == (16 if task == "recommendation" else 4096)
+    assert protocol_for(config, bench, "full")["settings"]["max_new_tokens"] == 16

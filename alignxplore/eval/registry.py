@@ -22,17 +22,56 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REGISTRY = REPO_ROOT / "eval" / "benchmarks.yaml"
 HUB_BENCHMARK = "VanillaH1/AlignXplorePlus-Benchmark"
 log = logging.getLogger("alignxplore.registry")
-TASKS = ("recommendation", "response_selection", "response_generation")
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """What a benchmark's task kind means for evaluation.
+
+    lm-evaluation-harness style: each registry entry names its kind (``task:``), and this table,
+    the only place that knows the kinds, says what each one implies, so evaluation branches on
+    these properties and never on a kind's name. All three rules are the authors' (their
+    recommendation and selection scripts differ in exactly these points; docs/formats.md §2).
+    """
+
+    name: str
+    direct_style: str  # how the direct baseline wraps the raw history (prompts.DIRECT_BASELINE_STYLES)
+    direct_history_cut: bool  # the direct baseline's history is cut until its judge prompt fits the budget
+    skip_empty_history: bool  # a user whose shown history is empty is not judged and draws no A/B placement
+    direct_long_answer: bool  # the direct baseline's sampled answer gets --direct-selection-max-new-tokens
+
+
+TASK_KINDS = {
+    kind.name: kind
+    for kind in (
+        TaskKind("recommendation", direct_style="recommendation", direct_history_cut=True, skip_empty_history=True, direct_long_answer=False),
+        TaskKind("response_selection", direct_style="selection", direct_history_cut=False, skip_empty_history=False, direct_long_answer=True),
+        TaskKind("response_generation", direct_style="selection", direct_history_cut=False, skip_empty_history=False, direct_long_answer=True),
+    )
+}
+TASKS = tuple(TASK_KINDS)
+
+
+def unknown_kind(task: str) -> str:
+    return f"{task!r} is not a task kind; known kinds: {', '.join(TASKS)} (alignxplore/eval/registry.py TASK_KINDS)"
 
 
 @dataclass(frozen=True)
 class Benchmark:
     name: str
     file: str
-    task: str
+    task: str  # its TaskKind's name
     split: str
     column: str
     auc: bool = False
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_KINDS:
+            raise ValueError(f"benchmark {self.name!r}: task {unknown_kind(self.task)}")
+
+    @property
+    def kind(self) -> TaskKind:
+        return TASK_KINDS[self.task]
 
     def path(self, data_dir: str | Path) -> Path:
         return Path(data_dir) / self.file
@@ -54,8 +93,8 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY) -> list[Benchmark]:
         for key in ("name", "file", "task", "split", "column"):
             if not isinstance(e.get(key), str) or not e[key]:
                 raise DataError(where, key, "missing or not a string")
-        if e["task"] not in TASKS:
-            raise DataError(where, "task", f"{e['task']!r} not in {TASKS}")
+        if e["task"] not in TASK_KINDS:
+            raise DataError(f"{where} (benchmark {e['name']!r})", "task", unknown_kind(e["task"]))
         if e["split"] not in SPLIT_RULES:
             raise DataError(where, "split", f"{e['split']!r} not in {SPLIT_RULES}")
         if e["name"] in seen:

@@ -11,10 +11,12 @@ Per response (docs/formats.md §4):
    ``^<think>.+</think>.+$`` DOTALL); a failure scores 0.0 without a judge call;
 2. summary ``prompts.extract_summary`` (text after the last ``</think>``, stripped);
 3. target by stage (``extra_info.stage``): stage 1 -> ``target1 = history[mid]``, stage 2 ->
-   ``target2 = history[-1]``; judge prompt ``prompts.judge_messages`` with the chosen item
-   as Item A or B by a seeded draw (see :func:`chosen_is_a`);
+   ``target2 = history[-1]``; the judge's item and prompt as evaluation builds them
+   (:class:`alignxplore.judge.JudgeItem`), the chosen item as Item A or B by a draw seeded
+   from (``ab_seed``, stage, row index, response) (:func:`alignxplore.judge.keyed_placement`);
 4. score = P(correct letter) read from the judge (``JudgeScore``: P(' A'), P(' B') at the
-   letter position). The authors sampled one letter and scored P(letter) if right, else
+   letter position; :meth:`JudgeItem.p_correct`, evaluation's per-item ``confidence``).
+   The authors sampled one letter and scored P(letter) if right, else
    1 - P(letter): its expectation is exactly P(correct letter). We use that expectation,
    which removes the sampling noise from the reward without changing its mean.
 
@@ -36,16 +38,15 @@ is counted and logged, and the trainer logs the per-step count (``streaming/stag
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
-import random
 import socket
 import threading
 from dataclasses import dataclass, fields
 
 from ..backends import JudgeScore
-from ..prompts import extract_summary, is_well_formed, judge_messages
+from ..judge import JudgeItem, keyed_placement
+from ..prompts import extract_summary, is_well_formed
 
 log = logging.getLogger("alignxplore.rl.reward")
 OUTAGE_POLICIES = ("fail", "zero")
@@ -191,15 +192,11 @@ def get_judge(opts: JudgeOptions) -> _Judge:
     return _JUDGES[opts]
 
 
-def chosen_is_a(seed: int, stage: int, index, response: str) -> bool:
-    """Seeded A/B placement: the chosen item is Item A with probability 1/2.
-
-    The authors drew unseeded. We seed a private RNG per response from (seed, stage, row
-    index, response text), so the draw does not depend on which reward worker scores the
-    response or in what order, and a rerun with the same responses places items identically.
-    """
-    digest = hashlib.sha256(f"{seed}|{stage}|{index}|{response}".encode()).hexdigest()
-    return random.Random(int(digest[:16], 16)).randint(0, 1) == 1
+def judge_item(target: dict, stage: int, index, response: str, ab_seed: int) -> JudgeItem:
+    """The judge's item for one response: the stage's target, the response's summary, and the
+    chosen item's side drawn from (seed, stage, row index, response text)."""
+    return JudgeItem(target["query"], extract_summary(response), target["chosen"], target["rejected"],
+                     keyed_placement(ab_seed, stage, index, response))
 
 
 def target_for_stage(ground_truth: dict, stage: int) -> dict:
@@ -212,20 +209,18 @@ async def compute_score(data_source=None, solution_str: str = "", ground_truth=N
     """verl's custom reward hook (async); see the module docstring."""
     extra_info = extra_info or {}
     stage = int(extra_info.get("stage", 1))
-    target = target_for_stage(ground_truth, stage)
+    target = target_for_stage(ground_truth, stage)  # a bad stage is an error even for a response the gate rejects
     out = {"score": 0.0, "format_ok": False, "confidence": 0.0, "judge_ok": True, "stage": stage}
     if not is_well_formed(solution_str):
         return out
     out["format_ok"] = True
     opts = JudgeOptions.from_kwargs(kwargs)
     judge = get_judge(opts)
-    a_is_chosen = chosen_is_a(opts.ab_seed, stage, extra_info.get("index", 0), solution_str)
-    item_a, item_b = (target["chosen"], target["rejected"]) if a_is_chosen else (target["rejected"], target["chosen"])
-    result = await judge.score(judge_messages(target["query"], extract_summary(solution_str), item_a, item_b))
+    item = judge_item(target, stage, extra_info.get("index", 0), solution_str, opts.ab_seed)
+    result = await judge.score(item.messages())
     judge.record(result.ok, result.error)
     if not result.ok:
         out["judge_ok"] = False
         return out
-    p_correct = float(result.p_a if a_is_chosen else result.p_b)
-    out["score"] = out["confidence"] = p_correct
+    out["score"] = out["confidence"] = item.p_correct(result)
     return out

@@ -26,6 +26,7 @@ from typing import Callable
 
 from aiohttp import web
 
+from ..backends.sampling import sampler_distribution
 from ..prompts import JUDGE_LETTER_TOKENS
 
 FaultPlan = Callable[[str, int], "str | None"]
@@ -181,8 +182,6 @@ class FakeOpenAIServer:
 
     def sampled_letter_probs(self, body: dict) -> dict[str, float]:
         """The letter distribution the fake sampler draws from for this request."""
-        from ..judge import sampler_distribution
-
         p_a = fake_p_a(body["messages"])
         return sampler_distribution({"A": p_a, "B": 1 - p_a}, body.get("temperature", 1.0), body.get("top_k", -1), body.get("top_p", 1.0))
 
