@@ -1,6 +1,6 @@
 """The pipeline, drawn by code: raw data -> behaviour scoring -> SFT synthesis and RL pruning ->
 SFT -> streaming GRPO with the judge reward -> preference summaries -> downstream judge ->
-tables and figures. Each box names the launcher of that stage (README "Layout of data").
+tables and figures. Each box names the launcher of that stage (README "Layout of data, checkpoints and outputs").
 
     python figures/pipeline.py --out outputs/figures/pipeline.png
 """

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pruning: scored behaviours -> RL rows (alignxplore/data/scorer/pruning.py). a, b, c were never
-# released: run once, read the printed distributions, then choose them (README "Pruning").
+# released: run once, read the printed distributions, then choose them (docs/data.md "Choosing the pruning thresholds a, b, c").
 #
 #   A=0.5 B=0.3 C=0.6 bash pruning/prune.sh
 #   SCORES=data/scored/movielens.jsonl OUT=data/rl/movielens_rl.jsonl A=0.5 B=0.3 C=0.6 bash pruning/prune.sh --signal-key logprob1

@@ -6,7 +6,7 @@
 #   A=0.5 B=0.3 C=0.6 JUDGE_URL=http://judge-host:8000/v1 bash runs/speedrun.sh
 #
 # Run it on the head node of the training cluster, in the project venv (README "Install on a GPU
-# cluster"); multi-node steps also need their launcher on every node (README SFT / RL). Every
+# cluster"); multi-node steps also need their launcher on every node (docs/sft.md, docs/rl.md). Every
 # launcher resumes, so rerunning this after a crash redoes only what is missing.
 # Hardware and times are estimates from the sizes (Qwen3-8B policy, Qwen3-32B teacher, the
 # authors' 8 nodes x 8 GPUs for RL), not measurements of this script.
@@ -15,7 +15,7 @@
 # * the raw datasets in data/raw/<name>/ (file names: `python -m alignxplore.data.converters NAME --help`);
 # * the three hub-only benchmarks (concise_detail, friendly_unfriendly, student_phd _upi.jsonl from
 #   VanillaH1/AlignXplorePlus-Benchmark) in data/benchmark/;
-# * the pruning thresholds A, B, C (never released: README "From raw data to the three input files");
+# * the pruning thresholds A, B, C (never released: docs/data.md "Choosing the pruning thresholds");
 # * a judge server for RL on GPUs of its own (JUDGE_URL; START_JUDGE=1 starts it here instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ run() {  # print the command; run it unless DRY_RUN=1
 if [ "$DRY_RUN" = 1 ]; then  # placeholders, so the dry run prints the real command lines
   A=${A:-0.5} B=${B:-0.3} C=${C:-0.6} JUDGE_URL=${JUDGE_URL:-http://judge-host:8000/v1}
 fi
-: "${A:?set A, B, C (pruning thresholds, never released; see README)}" "${B:?set B}" "${C:?set C}"
+: "${A:?set A, B, C (pruning thresholds, never released; see docs/data.md)}" "${B:?set B}" "${C:?set C}"
 
 # 1. raw data -> user rows data/users/<name>_train.jsonl + benchmarks data/benchmark/<name>_upi.jsonl
 #    CPU, minutes each (Amazon Books, the largest, longer)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Streaming two-stage GRPO (verl 0.9.1) on a Ray cluster of NNODES x GPUS_PER_NODE GPUs.
-# Start Ray first (README "RL"): `ray start --head` on the head node, `ray start
+# Start Ray first (docs/rl.md "Run it"): `ray start --head` on the head node, `ray start
 # --address=<head>:6379` on the others; start the judge (verl/serve_judge.sh) on GPUs of its
 # own; then run this on the head node. Start-up checks (paths, one full batch, every judge URL
 # answers) end the run in seconds with one line, before Ray starts.

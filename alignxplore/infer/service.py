@@ -17,7 +17,7 @@ with a behaviour inside the token budget, 502 the backend failed for every user,
 saturated (``Retry-After``), 504 over ``--request-timeout``. Every error has the same shape:
 ``{"request_id", "error": {"code", "message"}}``.
 
-Behaviour worth knowing (decisions; see the README):
+Behaviour worth knowing (decisions; docs/inference.md):
 
 * Unknown fields are refused (422), so a misspelt ``histroy`` is not silently a request
   without history; the request time-out starts when the request arrives and covers reading

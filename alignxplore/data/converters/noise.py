@@ -24,7 +24,7 @@ Chat-message histories (HiCUPID, PersonaMem) are handled in turns: a user messag
 messages that follow it up to the next user message is one behaviour, so noise never splits a
 question from its answer.
 
-Decision (README "Noisy sets"): the sampled noise keeps its source order; the authors'
+Decision (docs/data.md): the sampled noise keeps its source order; the authors'
 ``random.sample`` list came out in random order.
 
 No negative samples (the paper's "robust to interaction formats" claim): ``--mode
