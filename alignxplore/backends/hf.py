@@ -20,6 +20,11 @@ cache is cropped back to the bare judge prompt (the prefix is the same few token
 row, so with left padding that is one crop for the batch) and the sampler continues from it.
 Sampling is seeded per batch (``torch.manual_seed`` with the batch's first item seed): the
 same items with the same batch size give the same answers.
+
+Generation runs :mod:`.hf_decode`'s loop rather than ``model.generate``: the same forward
+calls and draws (a seeded batch without a shared prefix gives the tokens ``generate`` gave),
+without ``generate``'s per-step passes over the whole vocabulary, and with a batch's common
+prompt prefix prefilled once for all its rows.
 """
 from __future__ import annotations
 
