@@ -181,9 +181,10 @@ class HFBackend:
 
     # -- helpers ---------------------------------------------------------------------
     def _run_batched(self, texts: list[str], batch_size: int, extra: int, desc: str,
-                     step: Callable, fail: Callable[[str], object]) -> list:
+                     step: Callable, fail: Callable[[str], object], *, padded: bool = True) -> list:
         """``step(indices, encoded batch) -> results`` over token-budgeted batches (see the
-        module docstring); items that cannot run get ``fail(reason)``. Input order is kept."""
+        module docstring); items that cannot run get ``fail(reason)``. Input order is kept.
+        With ``padded=False`` the batch is the rows' token id lists, unpadded."""
         ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         out: list = [None] * len(texts)
         fits = []
@@ -197,7 +198,8 @@ class HFBackend:
         bar = tqdm(total=len(fits), desc=desc, disable=not self.progress, leave=False)
         while queue:
             idx = queue.popleft()
-            enc = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, padding=True, return_tensors="pt").to(self.device)
+            rows = [ids[i] for i in idx]
+            enc = self.tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt").to(self.device) if padded else rows
             try:
                 results = step(idx, enc)
             except (RuntimeError, MemoryError) as err:
@@ -234,16 +236,15 @@ class HFBackend:
 
         pick = token_picker(sampling.temperature, sampling.top_k, sampling.top_p)
 
-        def step(idx, enc):
-            # The batch's rows unpadded again: prefill shares their common prefix (hf_decode).
-            rows = [row[m.bool()].tolist() for row, m in zip(enc["input_ids"].cpu(), enc["attention_mask"].cpu())]
+        def step(idx, rows):  # unpadded: prefill shares the rows' common prefix (hf_decode)
             with torch.no_grad():
                 state = hf_decode.prefill(self.model, rows, self.tokenizer.pad_token_id, self.device)
                 new = hf_decode.sample(self.model, *state, draw=pick, max_new_tokens=sampling.max_new_tokens,
                                        stop_ids=self._stop_ids, pad_id=self.tokenizer.pad_token_id)
             return [Generated(self.tokenizer.decode(row, skip_special_tokens=True)) for row in new]
 
-        return self._run_batched(texts, self.generation_batch_size, sampling.max_new_tokens, "generate", step, lambda why: Generated(None, why))
+        return self._run_batched(texts, self.generation_batch_size, sampling.max_new_tokens, "generate", step, lambda why: Generated(None, why),
+                                 padded=False)
 
     def judge(self, conversations: Sequence[Sequence[Message]]) -> list[JudgeScore]:
         import torch
