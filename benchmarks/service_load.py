@@ -17,7 +17,9 @@ CPU time each process spent per request, which does not depend on how busy the m
 Then a real-model case: the service with ``--backend hf`` on the tiny Qwen3 (real tokenizer,
 random weights, saved to a temporary folder), ``--max-new-tokens 16``, ``--batch-size 16``,
 throughput at 16 concurrent requests vs 1 (target 4 times on 2 cores: concurrent requests
-share engine calls, ``alignxplore.infer.batching``). Its ratio is printed LAST.
+share engine calls, ``alignxplore.infer.batching``). The two levels alternate in
+``--real-slices`` slices (default 4 of 5 s each) so that a change in the machine's load
+during the run affects both. Its ratio is printed LAST.
 ``--skip-real-model`` leaves it out.
 """
 from __future__ import annotations
@@ -96,6 +98,18 @@ def body(i: int, n: int) -> dict:
          "rejected": f"answer the user of request {i} skipped ({j})"} for j in range(n)]}
 
 
+def merge_levels(parts: list[dict]) -> dict:
+    """One row from several :func:`run_level` slices of the same concurrency."""
+    lat = sorted(x for p in parts for x in p["latencies"])
+    statuses: dict[int, int] = {}
+    for p in parts:
+        for k, v in p["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    wall = sum(p["wall"] for p in parts)
+    return {"concurrency": parts[0]["concurrency"], "requests": len(lat), "rps": len(lat) / wall, "p50_ms": 1000 * statistics.median(lat),
+            "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], "statuses": statuses, "latencies": lat, "wall": wall}
+
+
 async def run_level(url: str, concurrency: int, seconds: float, behaviours: int, start: int) -> dict:
     """Keep ``concurrency`` requests in flight for ``seconds``; latencies of those finished."""
     latencies: list[float] = []
@@ -117,7 +131,7 @@ async def run_level(url: str, concurrency: int, seconds: float, behaviours: int,
         wall = time.perf_counter() - t0
     lat = sorted(latencies)
     return {"concurrency": concurrency, "requests": len(lat), "rps": len(lat) / wall, "p50_ms": 1000 * statistics.median(lat),
-            "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], "statuses": statuses}
+            "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], "statuses": statuses, "latencies": lat, "wall": wall}
 
 
 def main() -> None:
@@ -127,6 +141,8 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.1, help="test server: seconds per generation")
     ap.add_argument("--behaviours", type=int, default=4, help="triples per request")
     ap.add_argument("--real-seconds", type=float, default=20.0, help="real-model case: measured time per level")
+    ap.add_argument("--real-slices", type=int, default=4,
+                    help="real-model case: the levels alternate (1, 16, 1, 16, ...) in this many slices each, so load changes on a shared machine hit both alike")
     ap.add_argument("--skip-real-model", action="store_true", help="leave out the tiny hf model case")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -173,11 +189,17 @@ def real_model_case(args) -> None:
                                       "--batch-size", "16", "--max-concurrent-requests", "16", "--max-queue", "64"], log_file)
         try:
             asyncio.run(run_level(url, 4, 2.0, args.behaviours, start=10**8))  # warm-up
-            rows = [asyncio.run(run_level(url, c, args.real_seconds, args.behaviours, start=(i + 10) * 10**6)) for i, c in enumerate((1, 16))]
+            parts: dict[int, list[dict]] = {1: [], 16: []}
+            slices = max(1, args.real_slices)
+            for k in range(slices):  # interleaved: 1, 16, 1, 16, ... (see --real-slices)
+                for i, c in enumerate((1, 16)):
+                    parts[c].append(asyncio.run(run_level(url, c, args.real_seconds / slices, args.behaviours, start=(10 + 2 * k + i) * 10**6)))
+            rows = [merge_levels(parts[c]) for c in (1, 16)]
         finally:
             service.terminate()
             service.wait(20)
-    print(f"real model: tiny Qwen3 in-process (--backend hf, CPU), {REAL_NEW_TOKENS} new tokens, {args.behaviours} behaviours per request")
+    print(f"real model: tiny Qwen3 in-process (--backend hf, CPU), {REAL_NEW_TOKENS} new tokens, {args.behaviours} behaviours per request, "
+          f"{args.real_seconds:g} s per level in {max(1, args.real_slices)} alternating slices, load average {os.getloadavg()[0]:.1f} at the end")
     for r in rows:
         print(f"{r['concurrency']:>11} {r['requests']:>9} {r['rps']:>8.2f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}   {r['statuses']}")
     ratio = rows[1]["rps"] / rows[0]["rps"]

@@ -119,3 +119,33 @@ def test_batcher_keeps_each_request_its_results_and_drops_cancelled_ones():
         assert [g.text for g in res] == [f"{i}-{j}" for j in range(i % 3 + 1)]
     assert isinstance(done[5], asyncio.CancelledError)
     assert all(n <= 5 for n in calls) and sum(calls) == 1 + 2 + 3 + 1 + 2  # the cancelled request never ran
+
+
+def test_batcher_keeps_a_burst_together_and_bounds_the_wait():
+    """Arrivals spread over longer than the window, but each within a window of the previous,
+    share one engine call (a fixed window would have cut them apart); ``max_wait`` still closes
+    a batch while arrivals continue. Bounds: arrivals are 50 ms apart against a 2 s window (one
+    call unless the loop stalls 40 times over); with max_wait 0.1 s at most the first three of
+    ten arrivals (t = 0, 0.05, 0.1 s; sleeps never end early) can be in the first call."""
+    def run(window, max_wait, n):
+        calls = []
+
+        def engine(convs):
+            calls.append(len(convs))
+            return [Generated(c[0]["content"]) for c in convs]
+
+        async def go():
+            b = RequestBatcher(engine, ThreadPoolExecutor(1), window=window, max_wait=max_wait, max_batch=100)
+            reqs = []
+            for i in range(n):
+                reqs.append(asyncio.ensure_future(b([[{"content": str(i)}]])))
+                await asyncio.sleep(0.05)
+            return await asyncio.gather(*reqs)
+
+        done = asyncio.run(go())
+        assert [r[0].text for r in done] == [str(i) for i in range(n)]
+        return calls
+
+    assert run(window=2.0, max_wait=30.0, n=5) == [5]
+    capped = run(window=2.0, max_wait=0.1, n=10)
+    assert len(capped) >= 2 and capped[0] <= 3 and sum(capped) == 10

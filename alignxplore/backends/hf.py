@@ -20,6 +20,11 @@ cache is cropped back to the bare judge prompt (the prefix is the same few token
 row, so with left padding that is one crop for the batch) and the sampler continues from it.
 Sampling is seeded per batch (``torch.manual_seed`` with the batch's first item seed): the
 same items with the same batch size give the same answers.
+
+Generation runs :mod:`.hf_decode`'s loop rather than ``model.generate``: the same forward
+calls and draws (a seeded batch without a shared prefix gives the tokens ``generate`` gave),
+without ``generate``'s per-step passes over the whole vocabulary, and with a batch's common
+prompt prefix prefilled once for all its rows.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from typing import Callable, Sequence
 from tqdm.auto import tqdm
 
 from ..prompts import Message
+from . import hf_decode
 from .base import (
     Generated,
     JudgeSampling,
@@ -92,13 +98,27 @@ class TopKTopPSampler:
             probs = probs * (before < self.top_p)
         return index, probs
 
-    def __call__(self, input_ids, scores):
+    def draw(self, scores):
+        """One token id per row (what the backend's decoding loop uses)."""
         import torch
 
         index, probs = self.distribution(scores)
-        token = index.gather(-1, torch.multinomial(probs, 1))
+        return index.gather(-1, torch.multinomial(probs, 1))[:, 0]
+
+    def __call__(self, input_ids, scores):
+        """As a ``generate`` logits processor: ``-inf`` everywhere but the drawn token."""
+        import torch
+
+        token = self.draw(scores)[:, None]
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(-1, token, 0.0)
+
+
+def token_picker(temperature: float, top_k: int | None, top_p: float | None) -> Callable:
+    """``logits [B, V] -> token ids [B]``: greedy for temperature 0, else :class:`TopKTopPSampler`."""
+    if temperature <= 0:
+        return lambda logits: logits.argmax(-1)
+    return TopKTopPSampler(temperature, top_k, top_p).draw
 
 
 def sampling_kwargs(temperature: float, top_k: int | None, top_p: float | None) -> dict:
@@ -161,9 +181,10 @@ class HFBackend:
 
     # -- helpers ---------------------------------------------------------------------
     def _run_batched(self, texts: list[str], batch_size: int, extra: int, desc: str,
-                     step: Callable, fail: Callable[[str], object]) -> list:
+                     step: Callable, fail: Callable[[str], object], *, padded: bool = True) -> list:
         """``step(indices, encoded batch) -> results`` over token-budgeted batches (see the
-        module docstring); items that cannot run get ``fail(reason)``. Input order is kept."""
+        module docstring); items that cannot run get ``fail(reason)``. Input order is kept.
+        With ``padded=False`` the batch is the rows' token id lists, unpadded."""
         ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         out: list = [None] * len(texts)
         fits = []
@@ -177,7 +198,8 @@ class HFBackend:
         bar = tqdm(total=len(fits), desc=desc, disable=not self.progress, leave=False)
         while queue:
             idx = queue.popleft()
-            enc = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, padding=True, return_tensors="pt").to(self.device)
+            rows = [ids[i] for i in idx]
+            enc = self.tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt").to(self.device) if padded else rows
             try:
                 results = step(idx, enc)
             except (RuntimeError, MemoryError) as err:
@@ -212,19 +234,17 @@ class HFBackend:
         texts = [render_generation_prompt(self.tokenizer, m, enable_thinking=enable_thinking) for m in conversations]
         torch.manual_seed(sampling.seed)
 
-        def step(idx, enc):
+        pick = token_picker(sampling.temperature, sampling.top_k, sampling.top_p)
+
+        def step(idx, rows):  # unpadded: prefill shares the rows' common prefix (hf_decode)
             with torch.no_grad():
-                seqs = self.model.generate(
-                    **enc,
-                    **sampling_kwargs(sampling.temperature, sampling.top_k, sampling.top_p),
-                    max_new_tokens=sampling.max_new_tokens,
-                    eos_token_id=self._stop_ids,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
-            new = seqs[:, enc["input_ids"].shape[1] :]
+                state = hf_decode.prefill(self.model, rows, self.tokenizer.pad_token_id, self.device)
+                new = hf_decode.sample(self.model, *state, draw=pick, max_new_tokens=sampling.max_new_tokens,
+                                       stop_ids=self._stop_ids, pad_id=self.tokenizer.pad_token_id)
             return [Generated(self.tokenizer.decode(row, skip_special_tokens=True)) for row in new]
 
-        return self._run_batched(texts, self.generation_batch_size, sampling.max_new_tokens, "generate", step, lambda why: Generated(None, why))
+        return self._run_batched(texts, self.generation_batch_size, sampling.max_new_tokens, "generate", step, lambda why: Generated(None, why),
+                                 padded=False)
 
     def judge(self, conversations: Sequence[Sequence[Message]]) -> list[JudgeScore]:
         import torch
@@ -268,23 +288,24 @@ class HFBackend:
                 if len(cut) == 1 and None not in cut:
                     keep = enc["input_ids"].shape[1] - cut.pop()
                     cache = fwd.past_key_values
-                    cache.crop(keep - 1)  # generate() feeds the last prompt token itself
+                    cache.crop(keep - 1)  # the last prompt token is fed below, as generate() did
                     prompt_ids, mask = enc["input_ids"][:, :keep], enc["attention_mask"][:, :keep]
                 else:  # tokenisation did not split at the prefix: prefill the bare prompt again
                     cache = None
                     benc = self.tokenizer([bare[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
                     prompt_ids, mask = benc["input_ids"], benc["attention_mask"]
                 torch.manual_seed(seeds[idx[0]])
-                seqs = self.model.generate(
-                    input_ids=prompt_ids,
-                    attention_mask=mask,
-                    past_key_values=cache,
-                    **sampling_kwargs(sampling.temperature, sampling.top_k, sampling.top_p),
-                    max_new_tokens=sampling.max_new_tokens,
-                    eos_token_id=self._stop_ids,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
-            new = seqs[:, prompt_ids.shape[1] :]
+                if cache is None:
+                    state = hf_decode.prefill(self.model, [row[m.bool()].tolist() for row, m in zip(prompt_ids.cpu(), mask.cpu())],
+                                              self.tokenizer.pad_token_id, self.device)
+                else:  # the cache holds all but the last prompt token: feed it, as generate() did
+                    pos = hf_decode.positions(mask)[:, -1:]
+                    out = self.model(input_ids=prompt_ids[:, -1:], attention_mask=mask, position_ids=pos, past_key_values=cache,
+                                     use_cache=True, logits_to_keep=1)
+                    state = (out.logits[:, -1, :], out.past_key_values, mask, pos)
+                new = hf_decode.sample(self.model, *state, draw=token_picker(sampling.temperature, sampling.top_k, sampling.top_p),
+                                       max_new_tokens=sampling.max_new_tokens, stop_ids=self._stop_ids,
+                                       pad_id=self.tokenizer.pad_token_id)
             return [SampledJudgment(self.tokenizer.decode(row, skip_special_tokens=True), JudgeScore.from_logprobs(la, lb))
                     for row, (la, lb) in zip(new, logprobs)]
 

@@ -2,15 +2,22 @@
 
 An in-process engine runs one ``generate`` at a time; called once per request, concurrent
 requests queue behind each other and the engine sees batches of one. :class:`RequestBatcher`
-collects the conversations of the requests that arrive within ``window`` seconds (and all
-that arrive while the engine is busy) into one ``generate`` call, bounded by ``max_batch``
-conversations and ``max_tokens`` (an upper bound of prompt tokens: the UTF-8 bytes of the
-messages, since a byte-level BPE token spells at least one byte). A request's conversations
-are never split across calls; one request over the bounds runs alone. Results go back to
-each request in order.
+collects the conversations of concurrent requests (and all that arrive while the engine is
+busy) into one ``generate`` call, bounded by ``max_batch`` conversations and ``max_tokens``
+(an upper bound of prompt tokens: the UTF-8 bytes of the messages, since a byte-level BPE
+token spells at least one byte). A request's conversations are never split across calls; one
+request over the bounds runs alone. Results go back to each request in order.
 
-Decisions: the window is short (5 ms by default) because it only adds latency when the engine
-is idle; while a call runs, newcomers wait for it anyway and form the next batch. A request
+Collection: once the engine is free and a request waits, the batcher waits until no new
+request has arrived for ``window`` seconds (5 ms by default), the pending conversations fill
+``max_batch``, or ``max_wait`` seconds (50 ms) have passed since it started collecting —
+whichever comes first. A fixed window cut bursts apart: when a batch's answers go out, its
+clients' next requests come back spread over more than 5 ms on a busy machine, and a fixed
+window sent the first few alone and the rest as a second, small call (measured with
+benchmarks/service_load.py at 16 in flight: about one engine call in six was a partial
+batch; each costs nearly a full batch's time). Waiting for the gap keeps a burst together;
+``max_wait`` bounds the delay a steady stream of arrivals could add. A lone request waits
+one ``window`` (at most ``max_wait``), as before. A request
 cancelled (time-out) before its batch starts is dropped from the queue; once its batch runs,
 the engine cannot be interrupted and its results are discarded. Sampling is seeded per engine
 call, so a request's text can differ with what it was batched with (as with any batching
@@ -25,7 +32,8 @@ from typing import Callable, Sequence
 
 from ..backends.base import Generated
 
-DEFAULT_WINDOW_S = 0.005
+DEFAULT_WINDOW_S = 0.005  # the gap in arrivals that closes a batch
+DEFAULT_MAX_WAIT_S = 0.05  # the longest a batch is held open for more arrivals
 DEFAULT_MAX_BATCH = 32
 DEFAULT_MAX_TOKENS = 131072
 
@@ -46,16 +54,18 @@ class RequestBatcher:
     """``await batcher(convs)`` -> that request's results, from a shared engine call."""
 
     def __init__(self, call: Callable[[list], list[Generated]], executor: Executor, *, window: float = DEFAULT_WINDOW_S,
-                 max_batch: int = DEFAULT_MAX_BATCH, max_tokens: int = DEFAULT_MAX_TOKENS):
+                 max_batch: int = DEFAULT_MAX_BATCH, max_tokens: int = DEFAULT_MAX_TOKENS, max_wait: float = DEFAULT_MAX_WAIT_S):
         self.call, self.executor = call, executor
-        self.window, self.max_batch, self.max_tokens = window, max_batch, max_tokens
+        self.window, self.max_batch, self.max_tokens, self.max_wait = window, max_batch, max_tokens, max_wait
         self.pending: list[_Request] = []
+        self.arrivals = 0  # requests ever queued: a change means someone arrived during a wait
         self.worker: asyncio.Task | None = None
         self.calls = 0  # engine calls made (for tests and /health)
 
     async def __call__(self, convs: list) -> list[Generated]:
         req = _Request(list(convs), asyncio.get_running_loop().create_future())
         self.pending.append(req)
+        self.arrivals += 1
         if self.worker is None or self.worker.done():
             self.worker = asyncio.ensure_future(self._work())
         try:
@@ -79,10 +89,21 @@ class RequestBatcher:
             n, tokens = n + len(req.convs), tokens + size
         return batch
 
+    async def _collect(self) -> None:
+        """Hold the next batch open while requests keep arriving (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait
+        seen = -1
+        while self.arrivals != seen and loop.time() < deadline:
+            if sum(len(r.convs) for r in self.pending if not r.fut.done()) >= self.max_batch:
+                return  # full: waiting longer cannot add to this batch
+            seen = self.arrivals
+            await asyncio.sleep(min(self.window, deadline - loop.time()))
+
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while self.pending:
-            await asyncio.sleep(self.window)  # let concurrent requests arrive
+            await self._collect()
             batch = self._take()
             if not batch:
                 continue

@@ -23,7 +23,8 @@ Behaviour worth knowing (decisions; docs/inference.md):
   without history; the request time-out starts when the request arrives and covers reading
   its body.
 * In-process engines (hf, vllm) batch concurrent requests into one engine call
-  (:mod:`.batching`: ``--batch-window-ms``, ``--max-batch``, ``--max-batch-tokens``); HTTP
+  (:mod:`.batching`: ``--batch-window-ms``, ``--batch-max-wait-ms``, ``--max-batch``,
+  ``--max-batch-tokens``); HTTP
   backends send every conversation concurrently.
 * Admission: at most ``--max-concurrent-requests`` requests are served at once, at most
   ``--max-queue`` more wait; beyond that a request is refused at once with 503 rather than
@@ -62,7 +63,7 @@ from ..cli import add_backend_args, add_sampling_args, backend_from_args, sampli
 from ..formats import DataError
 from ..history import MAX_PROMPT_TOKENS
 from .api import WORDINGS, PreferenceInferer, User, backend_generate_fn, parse_user
-from .batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW_S, RequestBatcher
+from .batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_TOKENS, DEFAULT_MAX_WAIT_S, DEFAULT_WINDOW_S, RequestBatcher
 
 log = logging.getLogger("alignxplore.service")
 TOKEN_ENV = "ALIGNXPLORE_API_TOKEN"
@@ -79,6 +80,7 @@ class ServiceLimits:
     batch_window: float = DEFAULT_WINDOW_S
     max_batch: int = DEFAULT_MAX_BATCH
     max_batch_tokens: int = DEFAULT_MAX_TOKENS
+    batch_max_wait: float = DEFAULT_MAX_WAIT_S
 
 
 class HTTPError(Exception):
@@ -205,7 +207,8 @@ def create_app(inferer: PreferenceInferer, limits: ServiceLimits = ServiceLimits
         generate = backend_generate_fn(inferer.backend, inferer.sampling, enable_thinking=inferer.enable_thinking)
     else:  # in-process engines: concurrent requests share engine calls (see .batching)
         call = functools.partial(inferer.backend.generate, sampling=inferer.sampling, enable_thinking=inferer.enable_thinking)
-        generate = RequestBatcher(call, executor, window=limits.batch_window, max_batch=limits.max_batch, max_tokens=limits.max_batch_tokens)
+        generate = RequestBatcher(call, executor, window=limits.batch_window, max_batch=limits.max_batch, max_tokens=limits.max_batch_tokens,
+                                  max_wait=limits.batch_max_wait)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> Response:
@@ -319,7 +322,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     ap.add_argument("--max-concurrent-requests", type=int, default=d.max_concurrent_requests)
     ap.add_argument("--max-queue", type=int, default=d.max_queue, help="requests waiting beyond that; more get 503")
     ap.add_argument("--request-timeout", type=float, default=d.request_timeout, help="seconds, queueing included (504 after)")
-    ap.add_argument("--batch-window-ms", type=float, default=d.batch_window * 1000, help="hf/vllm: wait this long for concurrent requests to share an engine call")
+    ap.add_argument("--batch-window-ms", type=float, default=d.batch_window * 1000,
+                    help="hf/vllm: an engine call starts once no request has arrived for this long (concurrent requests share it)")
+    ap.add_argument("--batch-max-wait-ms", type=float, default=d.batch_max_wait * 1000,
+                    help="hf/vllm: ... or once it has waited this long for more requests, or --max-batch is reached")
     ap.add_argument("--max-batch", type=int, default=d.max_batch, help="hf/vllm: conversations per engine call")
     ap.add_argument("--max-batch-tokens", type=int, default=d.max_batch_tokens, help="hf/vllm: prompt bytes (>= tokens) per engine call")
     ap.add_argument("--wording", choices=sorted(WORDINGS), default="eval")
@@ -345,7 +351,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         backend.progress = False  # per-request progress bars would flood the log
     inferer = PreferenceInferer(backend, sampling_from_args(args), wording=args.wording, prompt_budget=args.prompt_budget)
     limits = ServiceLimits(args.max_body_bytes, args.max_users, args.max_concurrent_requests, args.max_queue, args.request_timeout,
-                           args.batch_window_ms / 1000, args.max_batch, args.max_batch_tokens)
+                           args.batch_window_ms / 1000, args.max_batch, args.max_batch_tokens, args.batch_max_wait_ms / 1000)
     app = create_app(inferer, limits, token=os.environ.get(TOKEN_ENV) or None, record=args.record, model_name=args.model)
     # Everything loaded so far (torch, transformers, the tokenizer, a model) is millions of
     # long-lived objects; without freezing, the cyclic GC's older generations re-scan them all
