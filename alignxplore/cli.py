@@ -80,11 +80,12 @@ def add_sampling_args(ap, *, title: str = "sampling (paper defaults)", defaults=
 
     s = ap.add_argument_group(title)
     d = defaults or SamplingConfig()
-    s.add_argument("--temperature", type=float, default=d.temperature)
-    s.add_argument("--top-k", type=int, default=d.top_k)
-    s.add_argument("--top-p", type=float, default=d.top_p)
-    s.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
-    s.add_argument("--seed", type=int, default=d.seed, help=seed_help)
+    shown = " (default: %(default)s)"  # in the help text itself, so every formatter prints it
+    s.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature" + shown)
+    s.add_argument("--top-k", type=int, default=d.top_k, help="top-k cut" + shown)
+    s.add_argument("--top-p", type=float, default=d.top_p, help="nucleus (top-p) cut" + shown)
+    s.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="new tokens per answer" + shown)
+    s.add_argument("--seed", type=int, default=d.seed, help=(seed_help or "sampling seed") + shown)
 
 
 def sampling_from_args(args):

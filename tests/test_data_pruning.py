@@ -111,7 +111,7 @@ def test_signal_key_logprob1_without_weak_model(tmp_path):
     (lambda u: u["behaviors"][0].update(logprob2=float("-inf")), r"behaviors\[0\].logprob2: expected a log-probability \(a finite number <= 0\), got -inf"),
     (lambda u: u["behaviors"][0].update(signal=float("nan")), r"behaviors\[0\].signal: expected a finite number, got nan"),
     (lambda u: u["behaviors"][1].pop("chosen"), r"behaviors\[1\].chosen: missing"),
-    (lambda u: u.pop("behaviors"), r"behaviors: missing or not a list"),
+    (lambda u: u.pop("behaviors"), r"behaviors: missing \(give exactly one of 'behaviors' or 'history'\)"),
     (lambda u: u.pop("uid"), r"uid: missing"),
 ])
 def test_bad_scored_rows_are_one_line_errors(tmp_path, mutate, message):

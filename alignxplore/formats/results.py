@@ -16,8 +16,9 @@ table, the cross-task table, the figures and the demo. One JSON object, indented
 
 A reader needs ``mode``, ``label``, ``column`` and ``metrics`` (:data:`RESULTS_REQUIRED`);
 the rest is read when present (older or hand-made files may lack it). Results files are found
-by their place, not by trying to parse every JSON: a ``*.json`` directly in a ``MODE`` folder
-whose name has no second suffix (``NAME.stats.json`` and the like are sidecars, not results).
+by their place, not by trying to parse every JSON: every ``*.json`` directly in a ``MODE``
+folder, except the generator's ``NAME.stats.json`` and the joiner's ``NAME.join.json``. Any
+other JSON there is read as results, and a malformed one stops the reader naming file and field.
 """
 from __future__ import annotations
 
@@ -88,8 +89,13 @@ def read_results(path: str | os.PathLike) -> Results:
     return validate_results(obj, str(path))
 
 
+# JSON files the generator and the cross-task joiner write beside their JSONL outputs
+# (``NAME.stats.json``, ``NAME.join.json``), which may share a MODE folder with results.
+SIDECAR_SUFFIXES = (".stats.json", ".join.json")
+
+
 def is_results_path(path: Path) -> bool:
-    return path.suffix == ".json" and path.parent.name in EVAL_MODES and "." not in path.stem
+    return path.suffix == ".json" and path.parent.name in EVAL_MODES and not path.name.endswith(SIDECAR_SUFFIXES)
 
 
 def results_files(results_dir: str | os.PathLike) -> list[Path]:

@@ -12,9 +12,6 @@ from typing import Any
 
 from .errors import DataError, Record, require_object, require_str, validate_finite, validate_logprob
 
-_require_str = require_str
-_require_object = require_object
-
 
 def validate_triple(obj: Any, where: str, prefix: str = "", *, allow_empty_items: bool = False) -> Record:
     """A behaviour ``{query, chosen, rejected}``. ``query`` may be empty (recommendation data
@@ -29,8 +26,8 @@ def validate_triple(obj: Any, where: str, prefix: str = "", *, allow_empty_items
         raise DataError(where, f"{prefix}query", f"expected a string, got {type(query).__name__}")
     out = dict(obj)
     out["query"] = query
-    out["chosen"] = _require_str(obj, "chosen", where, prefix, allow_empty=allow_empty_items)
-    out["rejected"] = _require_str(obj, "rejected", where, prefix, allow_empty=allow_empty_items)
+    out["chosen"] = require_str(obj, "chosen", where, prefix, allow_empty=allow_empty_items)
+    out["rejected"] = require_str(obj, "rejected", where, prefix, allow_empty=allow_empty_items)
     return out
 
 
@@ -57,7 +54,7 @@ def chat_to_triples(messages: Any, where: str, field: str = "history") -> list[R
         if not isinstance(msg, dict):
             raise DataError(where, f"{field}[{i}]", f"expected a chat message object, got {type(msg).__name__}")
         role = msg.get("role")
-        content = _require_str(msg, "content", where, f"{field}[{i}].", allow_empty=True)
+        content = require_str(msg, "content", where, f"{field}[{i}].", allow_empty=True)
         if role == "system":
             continue
         if role not in ("user", "assistant"):
@@ -116,7 +113,7 @@ def validate_benchmark_row(obj: Any, where: str) -> Record:
     which is rendered into triples by :func:`chat_to_triples` (the original messages are kept
     under ``history_messages``). An empty history is valid: the authors kept such users (full
     mode renders zero triples; streaming and the recommendation evaluator skip them)."""
-    obj = _require_object(obj, where)
+    obj = require_object(obj, where)
     out = dict(obj)
     if obj.get("userid") is None:
         out["userid"], out["userid_derived"] = derived_userid(obj), True
@@ -134,7 +131,9 @@ def validate_benchmark_row(obj: Any, where: str) -> Record:
 
 
 def validate_summary_row(obj: Any, where: str) -> Record:
-    """Generated-summary row: a benchmark row plus ``raw_prompt``, ``first_response``, ``profile``."""
+    """Summaries row (``alignxplore.eval.generate``'s output, the evaluation's input): a
+    benchmark row (its ``history`` = the behaviours the generator showed) plus ``raw_prompt``,
+    ``first_response`` (the raw answer) and ``profile`` (the summary the judge sees), strings."""
     out = validate_benchmark_row(obj, where)
     for key in ("first_response", "profile"):
         if not isinstance(obj.get(key), str):
@@ -148,13 +147,14 @@ def _validate_messages(msgs: Any, where: str, field: str, roles: tuple[str, ...]
     for i, (m, role) in enumerate(zip(msgs, roles)):
         if not isinstance(m, dict) or m.get("role") != role:
             raise DataError(where, f"{field}[{i}].role", f"expected {role!r}")
-        _require_str(m, "content", where, f"{field}[{i}].")
+        require_str(m, "content", where, f"{field}[{i}].")
     return msgs
 
 
 def validate_sft_row(obj: Any, where: str) -> Record:
-    """SFT row: ``prompt: [system, user]`` and ``completion: [assistant]``."""
-    obj = _require_object(obj, where)
+    """SFT row: ``prompt: [system, user]`` and ``completion: [assistant]`` chat messages, each
+    ``{role, content}`` with non-empty string content."""
+    obj = require_object(obj, where)
     if "prompt" not in obj:
         raise DataError(where, "prompt", "missing")
     if "completion" not in obj:
@@ -165,9 +165,10 @@ def validate_sft_row(obj: Any, where: str) -> Record:
 
 
 def validate_rl_row(obj: Any, where: str) -> Record:
-    """RL row: ``uid``, ``history`` and ``mid_position`` in ``[1, L-3]`` (docs/formats.md §3), so that
-    stage 1 sees at least one behaviour and stage 2 at least two before its target."""
-    obj = _require_object(obj, where)
+    """RL row: ``uid``, ``history`` (at least 4 triples) and ``mid_position`` in ``[1, L-3]``
+    (docs/formats.md §3), so that stage 1 sees at least one behaviour and stage 2 at least two
+    before its target. The pruning adds bookkeeping keys (kept, unread)."""
+    obj = require_object(obj, where)
     if "uid" not in obj:
         raise DataError(where, "uid", "missing")
     history = _validate_history(obj, where, min_len=4)
@@ -270,7 +271,7 @@ def validate_user_row(obj: Any, where: str, *, require_id: bool = True, allow_ch
     if len(keys) != 1:
         named = "'history' or 'behaviors' (triples) or 'messages' (chat)" if allow_chat else "'behaviors' or 'history'"
         raise DataError(where, "history" if allow_chat else "behaviors",
-                        f"give exactly one of {named}" + (f"; got {' and '.join(keys)}" if keys else ""))
+                        f"give exactly one of {named}; got {' and '.join(keys)}" if keys else f"missing (give exactly one of {named})")
     past = obj.get("past")
     if past is not None and not isinstance(past, str):
         raise DataError(where, "past", f"expected a string, got {type(past).__name__}")
