@@ -1,4 +1,5 @@
+from ...cli import run_main
 from .run import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)  # logging set up, bad input = one "error:" line and exit code 2
