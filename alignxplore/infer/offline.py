@@ -12,7 +12,8 @@
         --out answers.jsonl --backend openai --model Qwen/Qwen3-8B --base-url URL
 
 (also ``alignxplore infer ...``). Input rows: ``{"userid", "history": [triples]}`` or
-``{"userid", "messages": [chat messages]}``, optional ``"past"``. Output rows: ``userid``,
+``{"userid", "messages": [chat messages]}``, optional ``"past"`` (the user row of
+:func:`alignxplore.formats.validate_user_row`: ``uid`` / ``behaviors`` are read too). Output rows: ``userid``,
 ``summary``, ``response`` (raw), ``n_behaviours`` (shown), ``n_dropped`` (cut by the token
 budget), ``steps`` (streaming: every chunk's summary), ``error`` (nothing fit the budget).
 Personalize rows: ``{"userid", "query"}`` (optional ``"id"``, ``"summary"``) -> plus
