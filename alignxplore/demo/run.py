@@ -41,7 +41,7 @@ from pathlib import Path
 from ..formats import read_results, results_files
 from .curves import learning_curves
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # alignxplore/demo/run.py -> the checkout (figures/ lives there)
 POLICIES = ("untrained", "sft", "rl")
 REFERENCE_ROWS = ("teacher", "other_user", "empty")
 SANITY = {"teacher": (90.0, 100.0), "empty": (45.0, 55.0), "other_user": (0.0, 50.0)}
