@@ -72,18 +72,20 @@ def add_backend_args(ap, prefix: str = "", *, what: str = "model") -> None:
     g.add_argument(f"--{prefix}tokenizer", default=None, help="openai: the served model's own tokenizer (path or hub name); needed only when the server has no vLLM /tokenize")
 
 
-def add_sampling_args(ap) -> None:
-    """Sampling knobs with the paper's defaults (``SamplingConfig``); shared by every command
-    that generates text."""
+def add_sampling_args(ap, *, title: str = "sampling (paper defaults)", defaults=None, seed_help: str | None = None) -> None:
+    """Sampling knobs (``--temperature --top-k --top-p --max-new-tokens --seed``); shared by
+    every command that generates text. ``defaults``: a ``SamplingConfig`` (default: the
+    paper's); ``title`` / ``seed_help``: what a command says about them in ``--help``."""
     from .backends.base import SamplingConfig
 
-    s = ap.add_argument_group("sampling (paper defaults)")
-    d = SamplingConfig()
-    s.add_argument("--temperature", type=float, default=d.temperature)
-    s.add_argument("--top-k", type=int, default=d.top_k)
-    s.add_argument("--top-p", type=float, default=d.top_p)
-    s.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
-    s.add_argument("--seed", type=int, default=d.seed)
+    s = ap.add_argument_group(title)
+    d = defaults or SamplingConfig()
+    shown = " (default: %(default)s)"  # in the help text itself, so every formatter prints it
+    s.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature" + shown)
+    s.add_argument("--top-k", type=int, default=d.top_k, help="top-k cut" + shown)
+    s.add_argument("--top-p", type=float, default=d.top_p, help="nucleus (top-p) cut" + shown)
+    s.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="new tokens per answer" + shown)
+    s.add_argument("--seed", type=int, default=d.seed, help=(seed_help or "sampling seed") + shown)
 
 
 def sampling_from_args(args):

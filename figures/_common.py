@@ -5,7 +5,6 @@ bars, and every legend entry says "paper" or "ours", so the two never look alike
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -28,15 +27,11 @@ def pyplot():
 
 
 def load_results(results_dir: str | Path) -> list[dict]:
-    """Every evaluation results JSON below ``results_dir`` (others are ignored), without items."""
+    """Every evaluation results file below ``results_dir`` (alignxplore.formats.results), without items."""
+    from alignxplore.formats import iter_results
+
     out = []
-    for path in sorted(Path(results_dir).rglob("*.json")):
-        try:
-            res = json.loads(path.read_text())
-            if not all(k in res for k in ("mode", "label", "column", "metrics")):
-                continue
-        except (ValueError, OSError):
-            continue
+    for _, res in iter_results(results_dir):  # a malformed results file: one line naming file and field
         res.pop("items", None)
         out.append(res)
     return out

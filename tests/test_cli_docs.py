@@ -36,6 +36,12 @@ def test_synth_stage_help_prints_defaults():
     proc = run("-m", "alignxplore.data.synth", "stage1", "--help")
     text = " ".join(proc.stdout.split())
     assert proc.returncode == 0 and "(default: 0.9)" in text and "(default: 5)" in text
+    # the shared sampling flags (alignxplore.cli.add_sampling_args), with synthesis's own heading and seed text
+    from alignxplore.backends.base import SamplingConfig
+
+    d = SamplingConfig()
+    assert "teacher sampling (the authors' values)" in text and "engine seed and the seed of targets and A/B flips (default: 42)" in text
+    assert f"sampling temperature (default: {d.temperature})" in text and f"new tokens per answer (default: {d.max_new_tokens})" in text
 
 
 def test_documented_metric_table_matches_the_table_cli():

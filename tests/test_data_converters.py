@@ -11,9 +11,8 @@ import pytest
 from alignxplore.data.converters import amazon, mind, movielens, selection
 from alignxplore.data.converters.__main__ import main
 from alignxplore.data.converters.common import split_users
-from alignxplore.data.scorer.text import validate_user_row
 from alignxplore.eval.registry import load_benchmark_rows
-from alignxplore.formats import DataError, chat_to_triples, load_jsonl, validate_benchmark_row
+from alignxplore.formats import DataError, chat_to_triples, read_jsonl, validate_benchmark_row, validate_user_row
 
 RAW = Path(__file__).parent / "fixtures" / "raw"
 
@@ -43,8 +42,8 @@ def test_mind_pairs_order_threshold_and_benchmark(tmp_path):
 
     run("mind", "--raw", RAW / "mind/train", RAW / "mind/dev", "--out", tmp_path, "--min-interactions", "5", "--test-fraction", "0.5")
     bench = load_benchmark_rows(tmp_path / "benchmark/mind_upi.jsonl")
-    test_users = load_jsonl(tmp_path / "users/mind_test.jsonl", validate_user_row)
-    assert len(test_users) == 2 and len(load_jsonl(tmp_path / "users/mind_train.jsonl", validate_user_row)) == 2
+    test_users = read_jsonl(tmp_path / "users/mind_test.jsonl", validate_user_row)
+    assert len(test_users) == 2 and len(read_jsonl(tmp_path / "users/mind_train.jsonl", validate_user_row)) == 2
     assert sorted(f"mind_{r['userid']}" for r in bench) == sorted(u["uid"] for u in test_users)  # user rows carry the dataset prefix
     for row in bench:
         full = users[row["userid"]]
@@ -104,7 +103,7 @@ def test_movielens_positives_in_time_order_and_unknown_movies_counted(tmp_path):
 
 def test_alignx_users_and_benchmark(tmp_path):
     run("alignx", "--train", RAW / "alignx/alignx.jsonl", "--test", RAW / "alignx/alignx.jsonl", "--min-history", "2", "--out", tmp_path)
-    users = load_jsonl(tmp_path / "users/alignx_train.jsonl", validate_user_row)
+    users = read_jsonl(tmp_path / "users/alignx_train.jsonl", validate_user_row)
     assert [(u["uid"], len(u["behaviors"])) for u in users] == [("alignx_0", 3)]
     bench = load_benchmark_rows(tmp_path / "benchmark/alignx_upi.jsonl")
     assert [r["userid"] for r in bench] == ["alignx_0", "alignx_1"]
@@ -124,9 +123,9 @@ def test_defaults_follow_the_layout(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run("movielens", "--min-interactions", "3", "--benchmark-users", "1")
     run("hicupid")
-    assert all(u["uid"].startswith("movielens_") for u in load_jsonl("data/users/movielens_train.jsonl", validate_user_row))
+    assert all(u["uid"].startswith("movielens_") for u in read_jsonl("data/users/movielens_train.jsonl", validate_user_row))
     assert len(load_benchmark_rows(tmp_path / "data/benchmark/movielens_upi.jsonl")) == 1
-    assert len(load_jsonl("data/benchmark/hicupid_upi.jsonl")) == 2
+    assert len(read_jsonl("data/benchmark/hicupid_upi.jsonl")) == 2
     with pytest.raises(SystemExit, match="data/raw/alignx/train nor data/raw/alignx/test exists"):
         main(["alignx"])
 
@@ -137,7 +136,7 @@ def as_triples(row, where="row"):
 
 def test_personamem_chat_history(tmp_path):
     run("personamem", "--raw", RAW / "personamem/personamem.jsonl", "--out", tmp_path)
-    rows = load_jsonl(tmp_path / "benchmark/personamem_upi.jsonl")
+    rows = read_jsonl(tmp_path / "benchmark/personamem_upi.jsonl")
     assert [r["userid"] for r in rows] == ["0", "1"]
     assert rows[0]["history"][0] == {"role": "system", "content": "Persona: a runner recovering from a knee injury."}  # kept as given
     t0, t1 = as_triples(rows[0]), as_triples(rows[1])
@@ -151,7 +150,7 @@ def test_personamem_chat_history(tmp_path):
 
 def test_hicupid_records_as_formats_section_1(tmp_path):
     run("hicupid", "--qa", RAW / "hicupid/qa_test_2.jsonl", "--dialogues", RAW / "hicupid/dialogue_test.jsonl", "--out", tmp_path)
-    rows = load_jsonl(tmp_path / "benchmark/hicupid_upi.jsonl")
+    rows = read_jsonl(tmp_path / "benchmark/hicupid_upi.jsonl")
     assert [(r["userid"], r["qa_index"], r["type"], r["dialogue_id"]) for r in rows] == [("hicupid_0", 0, "persona", ["d1", "d2"]), ("hicupid_1", 1, "persona", ["d3", "d404"])]
     assert [m["content"] for m in rows[0]["history"]] == ["I got new binoculars.", "Nice! What will you use them for?", "I saw a heron this morning!",
                                                           "Herons are wonderful. Where was it?", "Weekends are my birdwatching time.", "Sounds relaxing."]

@@ -6,7 +6,7 @@ import pytest
 
 from alignxplore.data.converters import noise
 from alignxplore.eval.registry import load_benchmark_rows, load_registry
-from alignxplore.formats import NO_NEGATIVE_SAMPLE, DataError, chat_to_triples, load_jsonl
+from alignxplore.formats import NO_NEGATIVE_SAMPLE, DataError, chat_to_triples, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,8 +90,8 @@ def test_registered_noisy_sets_load_in_the_evaluation(tmp_path, bench_dir):
             assert {h["rejected"] for r in rows for h in r["history"]} <= {NO_NEGATIVE_SAMPLE}
         else:
             assert rows and all(r["noise"]["inserted"] > 0 for r in rows)
-    mixed = load_jsonl(tmp_path / "alignx_movielens_interleave_75_upi.jsonl")
-    base = load_jsonl(bench_dir / "alignx_upi.jsonl")
+    mixed = read_jsonl(tmp_path / "alignx_movielens_interleave_75_upi.jsonl")
+    base = read_jsonl(bench_dir / "alignx_upi.jsonl")
     assert [len(r["history"]) for r in mixed] == [len(b["history"]) + int(len(b["history"]) * 0.75) for b in base]
 
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from alignxplore.data.scorer import pruning
-from alignxplore.formats import DataError, load_jsonl, validate_rl_row
+from alignxplore.formats import DataError, read_jsonl, validate_rl_row
 
 
 def beh(uid, i):
@@ -48,7 +48,7 @@ def test_filter_and_mid_rule_select_the_hand_computed_rows(tmp_path, capsys):
     src = write_scores(tmp_path / "scores.jsonl", scored_users())
     out = tmp_path / "rl.jsonl"
     assert pruning.main(["--scores", str(src), "--a", "0.84", "--b", "0.2", "--c", "1.0", "--out", str(out), "--null-query", "Please recommend."]) == 0
-    rows = load_jsonl(out, validate_rl_row)
+    rows = read_jsonl(out, validate_rl_row)
     by_uid = {r["uid"]: r for r in rows}
     assert list(by_uid) == ["u1", "u2", "u4"]  # u3: (0,4), (0,5) have mid 0; (4,5) has mid = L-2
     u1, u2, u4 = by_uid["u1"], by_uid["u2"], by_uid["u4"]
@@ -111,7 +111,7 @@ def test_signal_key_logprob1_without_weak_model(tmp_path):
     (lambda u: u["behaviors"][0].update(logprob2=float("-inf")), r"behaviors\[0\].logprob2: expected a log-probability \(a finite number <= 0\), got -inf"),
     (lambda u: u["behaviors"][0].update(signal=float("nan")), r"behaviors\[0\].signal: expected a finite number, got nan"),
     (lambda u: u["behaviors"][1].pop("chosen"), r"behaviors\[1\].chosen: missing"),
-    (lambda u: u.pop("behaviors"), r"behaviors: missing or not a list"),
+    (lambda u: u.pop("behaviors"), r"behaviors: missing \(give exactly one of 'behaviors' or 'history'\)"),
     (lambda u: u.pop("uid"), r"uid: missing"),
 ])
 def test_bad_scored_rows_are_one_line_errors(tmp_path, mutate, message):

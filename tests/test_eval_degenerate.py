@@ -7,7 +7,7 @@ import json
 import pytest
 
 from alignxplore.eval import evaluate, generate
-from alignxplore.formats import load_jsonl
+from alignxplore.formats import read_jsonl
 from alignxplore.judge import ab_placement
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def run(tmp_path_factory, tiny_model_dir, fixtures_dir):
 
 
 def summaries(out, mode, name):
-    return {r["userid"]: r for r in load_jsonl(out / mode / f"{name}.jsonl")}
+    return {r["userid"]: r for r in read_jsonl(out / mode / f"{name}.jsonl")}
 
 
 def test_full_mode_keeps_every_user_even_with_zero_triples(run):
@@ -52,7 +52,7 @@ def test_streaming_skips_only_empty_histories(run):
     mind = summaries(out, "streaming", "mind")
     assert list(mind) == ["mind-one", "mind-two", "mind-normal"]
     assert mind["mind-two"]["n_triples"] == [0, 0] and mind["mind-normal"]["n_triples"] == [2, 2]
-    skipped = load_jsonl(out / "streaming" / "mind.skipped.jsonl")
+    skipped = read_jsonl(out / "streaming" / "mind.skipped.jsonl")
     assert [(s["userid"], s["reason"]) for s in skipped] == [("mind-long", "empty history after truncation")]
     stats = json.loads((out / "streaming" / "mind.stats.json").read_text())
     assert stats["n_users"] == 4 and stats["n_summarised"] == 3 and stats["n_skipped"] == 1 and stats["n_missing"] == 0

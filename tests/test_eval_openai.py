@@ -7,13 +7,13 @@ import sys
 import pytest
 
 from alignxplore.eval import evaluate, generate
-from alignxplore.formats import load_jsonl
+from alignxplore.formats import read_jsonl
 from alignxplore.testing.fake_openai import ALWAYS_FAIL_MARKER, FakeOpenAIServer, mixed_faults
 
 
 def bench_with_poisoned_user(tmp_path, bench_dir):
     """AlignX fixture where user 1's items carry the marker the fake server always fails on."""
-    rows = load_jsonl(bench_dir / "alignx_upi.jsonl")
+    rows = read_jsonl(bench_dir / "alignx_upi.jsonl")
     rows[1]["history"][0]["chosen"] += f" {ALWAYS_FAIL_MARKER}"
     rows[1]["target"]["chosen"] += f" {ALWAYS_FAIL_MARKER}"
     data = tmp_path / "data"
@@ -32,7 +32,7 @@ def test_generation_failures_are_retried_by_the_next_run(tmp_path, bench_dir):
     argv = ["--mode", "streaming", "--backend", "openai", "--model", "policy", "--data-dir", str(data), "--out-dir", str(out), "--benchmarks", "alignx"]
     with FakeOpenAIServer(fault_plan=mixed_faults, hang_seconds=5) as server:
         assert generate.main(argv + http_args(server)) == 3  # one user failed
-    done = load_jsonl(out / "streaming" / "alignx.jsonl")
+    done = read_jsonl(out / "streaming" / "alignx.jsonl")
     assert [r["userid"] for r in done] == ["alignx-u0", "alignx-u2"]
     # the server recovers; the rerun generates only the missing user and keeps the rest
     fixed = [dict(r) for r in rows]
@@ -40,7 +40,7 @@ def test_generation_failures_are_retried_by_the_next_run(tmp_path, bench_dir):
     with FakeOpenAIServer() as server:
         assert generate.main(argv + http_args(server)) == 0
         assert server.requests == 2  # two passes for the one missing user
-    again = load_jsonl(out / "streaming" / "alignx.jsonl")
+    again = read_jsonl(out / "streaming" / "alignx.jsonl")
     assert sorted(r["userid"] for r in again) == ["alignx-u0", "alignx-u1", "alignx-u2"]
     assert again[:2] == done
 
@@ -77,7 +77,7 @@ def test_sampled_protocol_end_to_end_hand_checked(tmp_path, bench_dir):
     from alignxplore.prompts import direct_baseline_summary, with_answer_prefix
     from alignxplore.testing.fake_openai import UNPARSEABLE_MARKER, fake_p_a
 
-    rows = load_jsonl(bench_dir / "alignx_upi.jsonl")
+    rows = read_jsonl(bench_dir / "alignx_upi.jsonl")
     rows[2]["target"]["query"] += f" {UNPARSEABLE_MARKER}"
     data = tmp_path / "data"
     data.mkdir()
@@ -158,4 +158,4 @@ def test_generation_without_tokenize_needs_the_tokenizer_flag(tmp_path, bench_di
         assert len(errors) == 1 and "/tokenize answered HTTP 404" in errors[0] and "tokenizer" in errors[0], proc.stderr[-2000:]
         assert generate.main(argv + http_args(server) + ["--tokenizer", qwen3_tokenizer_dir()]) == 0
         assert server.tokenize_requests == 0
-    assert len(load_jsonl(out / "full" / "alignx.jsonl")) == 3
+    assert len(read_jsonl(out / "full" / "alignx.jsonl")) == 3

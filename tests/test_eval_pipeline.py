@@ -7,7 +7,7 @@ import pytest
 
 from alignxplore.eval import evaluate, generate, table
 from alignxplore.eval.paper_results import PAPER_COLUMNS
-from alignxplore.formats import load_jsonl, validate_summary_row
+from alignxplore.formats import read_jsonl, validate_summary_row
 from alignxplore.prompts import NO_PAST_SUMMARY_QUOTED
 
 KINDS = "mind,alignx,hicupid"
@@ -28,8 +28,8 @@ def summaries(tmp_path_factory, tiny_model_dir, bench_dir):
 
 
 def test_full_history_summaries(summaries, bench_dir):
-    rows = load_jsonl(summaries / "full" / "mind.jsonl", validate_summary_row)
-    bench = load_jsonl(bench_dir / "mind_upi.jsonl")
+    rows = read_jsonl(summaries / "full" / "mind.jsonl", validate_summary_row)
+    bench = read_jsonl(bench_dir / "mind_upi.jsonl")
     assert [r["userid"] for r in rows] == [b["userid"] for b in bench]
     for r, b in zip(rows, bench):
         user = r["raw_prompt"][1]["content"]
@@ -41,7 +41,7 @@ def test_full_history_summaries(summaries, bench_dir):
 
 def test_streaming_summaries_feed_pass_one_into_pass_two(summaries):
     for name, n1, n2 in (("mind", 2, 2), ("alignx", 2, 2), ("hicupid", 2, 2)):
-        for r in load_jsonl(summaries / "streaming" / f"{name}.jsonl", validate_summary_row):
+        for r in read_jsonl(summaries / "streaming" / f"{name}.jsonl", validate_summary_row):
             assert r["raw_prompt"][1]["content"].count("=====Triple ") == n1
             nxt = r["raw_prompt_next"][1]["content"]
             assert nxt.count("=====Triple ") == n2
@@ -57,7 +57,7 @@ def test_generation_resumes_without_duplicates(tmp_path, tiny_model_dir, bench_d
     # as if killed while writing the second record
     (out / "full" / "alignx.jsonl").write_text(done[0] + "\n" + done[1][:50])
     assert run_generate(tiny_model_dir, bench_dir, out, "full", "--benchmarks", "alignx", "--chunk-size", "1") == 0
-    rows = load_jsonl(out / "full" / "alignx.jsonl", validate_summary_row)
+    rows = read_jsonl(out / "full" / "alignx.jsonl", validate_summary_row)
     assert [r["userid"] for r in rows] == ["alignx-u0", "alignx-u1", "alignx-u2"]
     assert json.loads(done[0]) == rows[0]  # the finished record was kept, not regenerated
 
@@ -66,7 +66,7 @@ def test_history_over_budget_is_cut_to_recent_half(tmp_path, tiny_model_dir, ben
     out = tmp_path / "run"
     # AlignX prompts render to 526 tokens with 4 behaviours, 384 with the last 2: 400 forces one halving
     assert run_generate(tiny_model_dir, bench_dir, out, "full", "--benchmarks", "alignx", "--prompt-budget", "400") == 0
-    for r in load_jsonl(out / "full" / "alignx.jsonl"):
+    for r in read_jsonl(out / "full" / "alignx.jsonl"):
         assert r["history_dropped"] == 2
         assert "variant 2." in r["raw_prompt"][1]["content"] and "variant 0." not in r["raw_prompt"][1]["content"]
         assert hf_backend.count_prompt_tokens(r["raw_prompt"]) < 400

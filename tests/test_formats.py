@@ -8,7 +8,7 @@ import pytest
 from alignxplore.formats import (
     DataError,
     ResumableJsonl,
-    load_jsonl,
+    read_jsonl,
     validate_benchmark_row,
     validate_rl_row,
     validate_sft_row,
@@ -24,14 +24,14 @@ def write(path, *lines):
 
 def test_valid_rows_load_and_missing_query_becomes_empty(tmp_path):
     row = dict(GOOD, history=[{"chosen": "a", "rejected": "b"}])
-    rows = load_jsonl(write(tmp_path / "b.jsonl", json.dumps(GOOD), "", json.dumps(row)), validate_benchmark_row)
+    rows = read_jsonl(write(tmp_path / "b.jsonl", json.dumps(GOOD), "", json.dumps(row)), validate_benchmark_row)
     assert len(rows) == 2 and rows[1]["history"][0]["query"] == ""
 
 
 def test_truncated_json_line_names_file_and_line(tmp_path):
     p = write(tmp_path / "b.jsonl", json.dumps(GOOD), json.dumps(GOOD)[:30])
     with pytest.raises(DataError) as e:
-        load_jsonl(p, validate_benchmark_row)
+        read_jsonl(p, validate_benchmark_row)
     assert str(e.value).startswith(f"{p}:2: invalid JSON")
 
 
@@ -40,19 +40,19 @@ def test_missing_chosen_names_the_field(tmp_path):
     del bad["history"][0]["chosen"]
     p = write(tmp_path / "b.jsonl", json.dumps(GOOD), json.dumps(bad))
     with pytest.raises(DataError, match=r"b\.jsonl:2: history\[0\]\.chosen: missing$"):
-        load_jsonl(p, validate_benchmark_row)
+        read_jsonl(p, validate_benchmark_row)
 
 
 def test_empty_history_is_a_valid_benchmark_row(tmp_path):
     # the authors kept such users (full mode: zero triples; streaming / rec evaluation: skipped)
     p = write(tmp_path / "b.jsonl", json.dumps(dict(GOOD, history=[])))
-    assert load_jsonl(p, validate_benchmark_row)[0]["history"] == []
+    assert read_jsonl(p, validate_benchmark_row)[0]["history"] == []
     with pytest.raises(DataError, match=r":1: history: expected a list"):
-        load_jsonl(write(tmp_path / "c.jsonl", json.dumps(dict(GOOD, history="x"))), validate_benchmark_row)
+        read_jsonl(write(tmp_path / "c.jsonl", json.dumps(dict(GOOD, history="x"))), validate_benchmark_row)
 
 
 def test_hicupid_chat_history_is_rendered_as_triples(bench_dir):
-    rows = load_jsonl(bench_dir / "hicupid_upi.jsonl", validate_benchmark_row)
+    rows = read_jsonl(bench_dir / "hicupid_upi.jsonl", validate_benchmark_row)
     r = rows[0]
     assert len(r["history_messages"]) == 8 and r["history_messages"][0]["role"] == "user"
     assert len(r["history"]) == 4
@@ -67,7 +67,7 @@ def test_hicupid_chat_history_is_rendered_as_triples(bench_dir):
 
 def test_missing_file():
     with pytest.raises(DataError, match="no such file"):
-        load_jsonl("/nonexistent/x.jsonl")
+        read_jsonl("/nonexistent/x.jsonl")
 
 
 def test_rl_row_mid_position_within_1_and_L_minus_3(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from alignxplore.backends.base import SamplingConfig
-from alignxplore.formats import NO_NEGATIVE_SAMPLE, DataError, load_jsonl
+from alignxplore.formats import NO_NEGATIVE_SAMPLE, DataError, read_jsonl
 from alignxplore.infer import PreferenceInferer, User, as_triples, personalize
 from alignxplore.infer import offline as infer_cli
 from alignxplore.prompts import NO_PAST_SUMMARY, PERSONALIZE_SYSTEM, extract_summary, personalize_messages, rl_messages, streaming_messages
@@ -164,7 +164,7 @@ def users_file(tmp_path):
 def test_cli_full_then_past_continues(tmp_path, tiny_model_dir, users_file, monkeypatch, hf_backend):
     out = tmp_path / "summaries.jsonl"
     assert cli(tiny_model_dir, "--input", str(users_file), "--out", str(out)) == 0
-    rows = load_jsonl(out)
+    rows = read_jsonl(out)
     assert [r["userid"] for r in rows] == ["u1", "u2", "u3"] and [r["n_behaviours"] for r in rows] == [5, 2, 3]
     assert all(r["summary"] == extract_summary(r["response"]) and "steps" not in r for r in rows)
     # continue: new behaviours in a new file, the earlier summaries from --past
@@ -172,14 +172,14 @@ def test_cli_full_then_past_continues(tmp_path, tiny_model_dir, users_file, monk
     new = write_users(tmp_path / "new.jsonl", [{"userid": "u1", "history": behaviours(1, "later")}])
     nxt = tmp_path / "next.jsonl"
     assert cli(tiny_model_dir, "--input", str(new), "--out", str(nxt), "--past", str(out)) == 0
-    (row,) = load_jsonl(nxt)
+    (row,) = read_jsonl(nxt)
     assert row["userid"] == "u1" and row["n_behaviours"] == 1
 
 
 def test_cli_streaming_with_k_keeps_each_intermediate_summary(tmp_path, tiny_model_dir, users_file, loaded):
     out = tmp_path / "stream.jsonl"
     assert cli(tiny_model_dir, "--input", str(users_file), "--out", str(out), "--stream-chunk", "2") == 0
-    rows = {r["userid"]: r for r in load_jsonl(out)}
+    rows = {r["userid"]: r for r in read_jsonl(out)}
     assert [s["n_behaviours"] for s in rows["u1"]["steps"]] == [2, 2, 1]
     assert [s["n_behaviours"] for s in rows["u2"]["steps"]] == [2]
     assert [s["n_behaviours"] for s in rows["u3"]["steps"]] == [2, 1]
@@ -194,7 +194,7 @@ def test_cli_resumes_after_a_kill_without_duplicates(tmp_path, tiny_model_dir, u
     lines = out.read_text().splitlines()
     out.write_text(lines[0] + "\n" + lines[1][:40])  # killed while writing the second user
     assert cli(tiny_model_dir, "--input", str(users_file), "--out", str(out), "--chunk-size", "1") == 0
-    rows = load_jsonl(out)
+    rows = read_jsonl(out)
     assert [r["userid"] for r in rows] == ["u1", "u2", "u3"]
     assert json.loads(lines[0]) == rows[0]  # the finished user was kept, not regenerated
 
@@ -221,7 +221,7 @@ def test_cli_personalize_flag(tmp_path, tiny_model_dir, users_file, loaded):
     ])
     out = tmp_path / "answers.jsonl"
     assert cli(tiny_model_dir, "--personalize", "--input", str(queries), "--summaries", str(summaries), "--out", str(out)) == 0
-    rows = load_jsonl(out)
+    rows = read_jsonl(out)
     assert [r["key"] for r in rows] == ["u1@1", "u1@2", "q-zz"]
     assert [r["summary"] for r in rows] == ["Prefers terse answers.", "Prefers terse answers.", "Inline summary."]
     assert all(isinstance(r["response"], str) for r in rows)

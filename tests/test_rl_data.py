@@ -88,6 +88,7 @@ def test_skip_bad_rows_reports_counts_and_drops(tmp_path, rl_rows):
         f"skipped: {src}:5: mid_position: 0 outside [1, 3] for a history of 6",
     ]
     assert f"wrote 2 rows to {out} (4 bad rows skipped)" in proc.stdout
+    assert "4 bad line(s) dropped (--skip-bad-rows)" in proc.stderr  # the one skip rule: every reader reports the count
     assert pq.read_table(out).num_rows == 2
 
 

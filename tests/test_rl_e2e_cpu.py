@@ -60,12 +60,12 @@ def format_warmed_model(base_dir: str, out_dir: Path, tokenizer, rl_rows: Path) 
     import torch
     from transformers import AutoModelForCausalLM
 
-    from alignxplore.formats import load_jsonl
+    from alignxplore.formats import read_jsonl, validate_rl_row
     from alignxplore.rl.coupling import stage2_messages
-    from alignxplore.rl.data import rl_row_to_record, validate_streaming_rl_row
+    from alignxplore.rl.data import rl_row_to_record
 
     conversations = []
-    for i, row in enumerate(load_jsonl(rl_rows, validate_streaming_rl_row)):
+    for i, row in enumerate(read_jsonl(rl_rows, validate_rl_row)):
         record = rl_row_to_record(row, i)
         conversations += [record["prompt"], stage2_messages(json.loads(record["stage2_history"]), WARM_ANSWER)]
     answer_ids = tokenizer(WARM_ANSWER + "<|im_end|>", add_special_tokens=False)["input_ids"]

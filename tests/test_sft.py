@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from alignxplore.formats import DataError, load_jsonl
+from alignxplore.formats import DataError, read_jsonl
 from alignxplore.sft.prepare import prepare, tokenize_row
 
 FIXTURE_DS = Path(__file__).parent / "fixtures" / "ds" / "zero3_cpu.json"
@@ -16,7 +16,7 @@ FIXTURE_DS = Path(__file__).parent / "fixtures" / "ds" / "zero3_cpu.json"
 
 @pytest.fixture(scope="module")
 def sft_rows(fixtures_dir):
-    return load_jsonl(fixtures_dir / "sft.jsonl")
+    return read_jsonl(fixtures_dir / "sft.jsonl")
 
 
 @pytest.fixture(scope="module")

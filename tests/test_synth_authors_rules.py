@@ -8,7 +8,7 @@ from alignxplore.backends.openai import OpenAIBackend
 from alignxplore.data.synth import run as synth
 from alignxplore.data.synth.stage import SynthConfig, unclosed_teacher_answer
 from alignxplore.data.synth.users import TargetRule, split_thirds
-from alignxplore.formats import load_jsonl
+from alignxplore.formats import read_jsonl
 from alignxplore.testing.scripted_openai import ScriptedOpenAIServer
 
 
@@ -54,7 +54,7 @@ def test_unclosed_answers_are_kept_and_judged_with_the_defaults(tmp_path, fixtur
         run(server, 1, tmp_path, one_user(tmp_path, fixtures_dir, "grace"))
         summary = run(server, 2, tmp_path)
         assert server.judge_readouts == 0 and any(kind == "judge" for kind, _ in server.calls)  # the sampled judge
-    s2 = {r["uid"]: r for r in load_jsonl(tmp_path / "stage2.jsonl")}
+    s2 = {r["uid"]: r for r in read_jsonl(tmp_path / "stage2.jsonl")}
     assert s2["grace"]["status"] == "kept"
     assert summary["this_run"]["candidates_teacher_unclosed"] == 2 and summary["config"]["unclosed_think"] == "keep"
     unclosed = [c for c in s2["grace"]["candidates_2"] if "<think>" not in c["response"]]

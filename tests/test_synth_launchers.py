@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alignxplore.formats import load_jsonl
+from alignxplore.formats import read_jsonl
 from alignxplore.testing.scripted_openai import ScriptedOpenAIServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,4 +36,4 @@ def test_launchers_make_sft_rows(tmp_path, fixtures_dir):
     assert s1["config"]["judge_mode"] == "sampled" and s1["kept"] == 5
     # grace's two stage-2 answers without </think> are kept (the authors' rule): 4 confirmed
     assert s2["config"]["min_kept"] == 4 and s2["kept"] == 4 and s2["config"]["unclosed_think"] == "keep"
-    assert len(load_jsonl(tmp_path / "sft" / "sft.jsonl")) == 8
+    assert len(read_jsonl(tmp_path / "sft" / "sft.jsonl")) == 8

@@ -16,7 +16,7 @@ from alignxplore.backends.base import SamplingConfig
 from alignxplore.backends.openai import OpenAIBackend
 from alignxplore.data.synth import run as synth
 from alignxplore.data.synth.stage import SynthConfig
-from alignxplore.formats import DataError, load_jsonl, validate_sft_row
+from alignxplore.formats import DataError, read_jsonl, validate_sft_row
 from alignxplore.prompts import sft_completion, streaming_messages
 from alignxplore.testing.scripted_openai import ScriptedOpenAIServer
 
@@ -58,7 +58,7 @@ def run_stage(server, stage, work, users=None, **config):
 
 
 def records(path):
-    return {r["uid"]: r for r in load_jsonl(path)}
+    return {r["uid"]: r for r in read_jsonl(path)}
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_stage2_prompt_carries_the_stage1_merged_summary(run):
 
 def test_sft_rows_are_the_sft_input_format(run):
     s2 = records(run["work"] / "stage2.jsonl")
-    rows = load_jsonl(run["work"] / "sft.jsonl")
+    rows = read_jsonl(run["work"] / "sft.jsonl")
     assert len(rows) == 6  # alice, ivan, judy: two rows each, in input order
     for i, uid in enumerate(["alice", "ivan", "judy"]):
         rec, first, second = s2[uid], rows[2 * i], rows[2 * i + 1]
@@ -258,7 +258,7 @@ def test_prompt_budget_skips_users_instead_of_failing_the_batch(tmp_path, fixtur
     from alignxplore.backends.base import count_tokens
     from alignxplore.prompts import synth_teacher_messages
 
-    users = {u["uid"]: u for u in load_jsonl(fixtures_dir / "synth_users.jsonl")}
+    users = {u["uid"]: u for u in read_jsonl(fixtures_dir / "synth_users.jsonl")}
     def longest(uid, n):  # teacher prompt of the user's first n behaviours with a long target
         t = users[uid]["behaviors"][n]
         return count_tokens(tokenizer, synth_teacher_messages(users[uid]["behaviors"][:n], t["query"], t["chosen"], t["rejected"]))

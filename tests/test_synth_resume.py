@@ -14,7 +14,7 @@ import sys
 from alignxplore.backends.openai import OpenAIBackend
 from alignxplore.data.synth import run as synth
 from alignxplore.data.synth.stage import SynthConfig
-from alignxplore.formats import load_jsonl
+from alignxplore.formats import read_jsonl
 from alignxplore.testing.scripted_openai import ScriptedOpenAIServer
 
 
@@ -53,7 +53,7 @@ def test_killed_run_resumes_to_identical_output(tmp_path, fixtures_dir):
         victim["proc"] = cli(server, users, killed)
         _, err = victim["proc"].communicate(timeout=300)
         assert victim["proc"].returncode == -signal.SIGKILL, err[-2000:]
-        done = [r["uid"] for r in load_jsonl(killed / "stage1.jsonl")]
+        done = [r["uid"] for r in read_jsonl(killed / "stage1.jsonl")]
         assert done == ["alice", "bob", "carol", "dave"]  # two chunks on disk, the third lost in flight
         with (killed / "stage1.jsonl").open("a") as fh:
             fh.write('{"uid": "erin", "index": 4, "sta')  # a record torn by the kill
@@ -66,6 +66,6 @@ def test_killed_run_resumes_to_identical_output(tmp_path, fixtures_dir):
 
     for name in ("stage1.jsonl", "stage2.jsonl", "sft.jsonl"):
         assert (killed / name).read_bytes() == (ref / name).read_bytes(), name
-    uids = [r["uid"] for r in load_jsonl(killed / "stage1.jsonl")]
+    uids = [r["uid"] for r in read_jsonl(killed / "stage1.jsonl")]
     assert len(uids) == len(set(uids)) == 11
-    assert len(load_jsonl(killed / "sft.jsonl")) == 8  # alice, grace (answers without </think> kept), ivan, judy: two rows each
+    assert len(read_jsonl(killed / "sft.jsonl")) == 8  # alice, grace (answers without </think> kept), ivan, judy: two rows each

@@ -6,7 +6,7 @@ import pytest
 from alignxplore.backends import load_backend
 from alignxplore.backends.embedding import parse_judge_conversation
 from alignxplore.eval.registry import load_benchmark_rows, load_registry
-from alignxplore.formats import load_jsonl, validate_rl_row, validate_sft_row
+from alignxplore.formats import read_jsonl, validate_rl_row, validate_sft_row
 from alignxplore.judge import JudgeItem
 from alignxplore.prompts import judge_messages
 from alignxplore.demo.world import GENRES, REFERENCE_SUMMARIZERS, WorldConfig, write_world
@@ -25,12 +25,12 @@ def encoder():
 
 
 def test_world_is_written_in_the_real_formats(world, tokenizer):
-    sft = load_jsonl(world / "sft.jsonl", validate_sft_row)
+    sft = read_jsonl(world / "sft.jsonl", validate_sft_row)
     assert len(sft) == 12  # two rows per SFT user
     assert "Not Provided." in sft[0]["prompt"][1]["content"]
     assert "The user prefers" in sft[1]["prompt"][1]["content"]  # row 2 carries the past summary
     assert sft[0]["completion"][0]["content"].startswith("<think>\n")
-    rl = load_jsonl(world / "rl.jsonl", validate_rl_row)
+    rl = read_jsonl(world / "rl.jsonl", validate_rl_row)
     assert len(rl) == 5 and all(1 <= r["mid_position"] <= len(r["history"]) - 3 for r in rl)
     registry = load_registry(world / "benchmarks" / "benchmarks.yaml")
     assert [b.split for b in registry] == ["recommendation", "half"]
@@ -69,7 +69,7 @@ def _accuracy(encoder, rows):
 def test_embedding_judge_sanity_rows(world, encoder, bench):
     """The stand-in judge reads the summary: the true preference wins, an empty summary is
     chance, another user's preference is worse than chance."""
-    acc = {s: _accuracy(encoder, load_jsonl(world / "summaries" / s / "full" / f"{bench}.jsonl")) for s in REFERENCE_SUMMARIZERS}
+    acc = {s: _accuracy(encoder, read_jsonl(world / "summaries" / s / "full" / f"{bench}.jsonl")) for s in REFERENCE_SUMMARIZERS}
     assert acc["teacher"] >= 0.9
     assert acc["empty"] == 0.5  # mirrored test pairs: a judge that ignores the summary is at exactly 50%
     assert acc["other_user"] < 0.5

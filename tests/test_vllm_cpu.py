@@ -130,7 +130,7 @@ def test_generate_cli_with_vllm_backend(tiny64, bench_dir, tmp_path):
     import subprocess
     import sys
 
-    from alignxplore.formats import load_jsonl, validate_summary_row
+    from alignxplore.formats import read_jsonl, validate_summary_row
 
     cmd = [sys.executable, "-m", "alignxplore.eval.generate", "--mode", "streaming", "--backend", "vllm", "--model", tiny64,
            "--dtype", "float32", "--max-model-len", "4096", "--data-dir", str(bench_dir), "--out-dir", str(tmp_path),
@@ -138,5 +138,5 @@ def test_generate_cli_with_vllm_backend(tiny64, bench_dir, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("mind", "alignx"):
-        rows = load_jsonl(tmp_path / "streaming" / f"{name}.jsonl", validate_summary_row)
+        rows = read_jsonl(tmp_path / "streaming" / f"{name}.jsonl", validate_summary_row)
         assert len(rows) == 3 and all("raw_prompt_next" in r and isinstance(r["second_response"], str) for r in rows)

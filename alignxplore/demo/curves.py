@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..formats import iter_jsonl
+
 STAGES = (1, 2)
 
 
@@ -32,10 +34,7 @@ def rl_series(metrics_file: str | Path) -> dict[str, list[tuple[int, float]]]:
     path = Path(metrics_file)
     if not path.is_file():
         return series
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        rec = json.loads(line)
+    for rec in iter_jsonl(path):
         step, data = rec["step"], rec["data"]
         for k in STAGES:
             p = f"streaming/stage{k}"

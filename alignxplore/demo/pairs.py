@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 
 from ..eval.cross_task import join_files
-from ..formats import write_jsonl
+from ..formats import read_jsonl, write_jsonl
 from .world import GENRES, NOUNS, REC_QUERY, SEL_QUERIES, reference_summary
 
 PAIR_FILES = {"rs": "pairs_rs_upi.jsonl", "rec": "pairs_rec_upi.jsonl"}
@@ -68,7 +68,7 @@ def write_paired_world(out: str | Path, n_users: int = 32, *, seed: int = 0) -> 
     genre = {r["userid"]: r["genre"] for rows in users.values() for r in rows}
     for name, (h_side, t_side) in JOINS.items():
         reports[name] = join_files(out / PAIR_FILES[h_side], out / PAIR_FILES[t_side], out / f"{name}_upi.jsonl")
-        joined = [json.loads(line) for line in (out / f"{name}_upi.jsonl").read_text().splitlines()]
+        joined = read_jsonl(out / f"{name}_upi.jsonl")
         for summarizer in ("teacher", "empty"):
             profile = (lambda u: reference_summary(genre[u])) if summarizer == "teacher" else (lambda u: "")
             write_jsonl(out / "summaries" / summarizer / "full" / f"{name}.jsonl",

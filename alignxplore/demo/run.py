@@ -38,9 +38,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..formats import read_results, results_files
 from .curves import learning_curves
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # alignxplore/demo/run.py -> the checkout (figures/ lives there)
 POLICIES = ("untrained", "sft", "rl")
 REFERENCE_ROWS = ("teacher", "other_user", "empty")
 SANITY = {"teacher": (90.0, 100.0), "empty": (45.0, 55.0), "other_user": (0.0, 50.0)}
@@ -165,8 +166,8 @@ def sanity_report(results: Path, bounds: dict = SANITY) -> list[str]:
     """One line per sanity row and benchmark: the measured accuracy and whether it holds."""
     lines = []
     for row, (lo, hi) in bounds.items():
-        for path in sorted((results / row / "full").glob("*.json")):
-            acc = json.loads(path.read_text())["metrics"][SANITY_METRIC]
+        for path in results_files(results / row / "full"):
+            acc = read_results(path)["metrics"][SANITY_METRIC]
             verdict = "ok" if lo <= acc <= hi else "OUT OF RANGE"
             lines.append(f"{row:>10} {path.stem:>10}: {acc:6.2f}%  (expected {lo:.0f}-{hi:.0f}%) {verdict}")
     return lines

@@ -32,6 +32,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ..formats import iter_jsonl
+
 
 def world_texts(world: str | Path, tokenizer) -> Iterator[str]:
     """Every text a stage derives from a world folder: each string of each row of each JSONL
@@ -66,10 +68,7 @@ def world_texts(world: str | Path, tokenizer) -> Iterator[str]:
         answer = prompts.sft_completion(synthetic.reference_reasoning([], g), synthetic.reference_summary(g))
         yield from templated([{"role": "user", "content": ""}, {"role": "assistant", "content": answer}])
     for path in sorted(Path(world).rglob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
+        for row in iter_jsonl(path):
             yield from strings(row)
             if "prompt" in row and "completion" in row:  # an SFT row
                 yield from templated(row["prompt"])

@@ -33,7 +33,7 @@ import logging
 from pathlib import Path
 
 from ..cli import run_main
-from ..formats import DataError, write_jsonl
+from ..formats import DataError, iter_results, write_jsonl
 from .paper_results import CROSS_TASK_COLUMNS, CROSS_TASK_RESULTS
 from .registry import load_benchmark_rows
 
@@ -78,12 +78,8 @@ def join_files(history: str | Path, target: str | Path, out: str | Path) -> dict
 def our_cross_task_rows(results_dir: str | Path, metric: str = "accuracy") -> dict[str, dict[str, float]]:
     """label -> {cross-task column: value} over the full-history results JSON below ``results_dir``."""
     rows: dict[str, dict[str, float]] = {}
-    for path in sorted(Path(results_dir).rglob("*.json")):
-        try:
-            res = json.loads(path.read_text())
-            column, mode, label, value = res["column"], res["mode"], res["label"], res["metrics"].get(metric)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            continue
+    for _, res in iter_results(results_dir):
+        column, mode, label, value = res["column"], res["mode"], res["label"], res["metrics"].get(metric)
         if column in CROSS_TASK_COLUMNS and mode == "full" and value is not None:
             rows.setdefault(label, {})[column] = value
     return rows

@@ -25,7 +25,7 @@ mode (docs/formats.md §2, §4):
   answer cut at 16 tokens is unparseable, hence wrong). The value is recorded per result
   (``protocol.settings``) and per item, so a resumed run re-judges items sampled under another.
 
-Writes ``RESULTS_DIR/RUN/MODE/NAME.json``: ``protocol`` (name + settings), ``metrics``
+Writes ``RESULTS_DIR/RUN/MODE/NAME.json`` (the results format, :mod:`alignxplore.formats.results`): ``protocol`` (name + settings), ``metrics``
 (:mod:`alignxplore.metrics`), ``accounting`` (every benchmark user: judged, failed, or
 skipped with its reason), the per-item records and the run's configuration.
 
@@ -35,7 +35,6 @@ run judges only what is missing (or was judged under another protocol); failed o
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from collections import Counter
@@ -44,7 +43,7 @@ from pathlib import Path
 from ..backends.base import JudgeSampling
 from ..cli import add_backend_args, backend_from_args, git_commit, package_versions, run_main
 from ..preflight import check_output_dir
-from ..formats import ResumableJsonl, read_jsonl_checked, validate_summary_row
+from ..formats import EVAL_MODES, DataError, ResumableJsonl, iter_jsonl, read_jsonl, validate_summary_row, write_results
 from ..history import MAX_PROMPT_TOKENS, truncate_to_budget
 from ..judge import JUDGE_SEED, PROTOCOLS, JudgeItem, ab_placement, score_items
 from ..metrics import summarize
@@ -53,7 +52,6 @@ from ..prompts import direct_baseline_summary, judge_messages
 from .registry import DEFAULT_REGISTRY, Benchmark, load_benchmarks, load_registry, select_benchmarks
 
 log = logging.getLogger("alignxplore.evaluate")
-EVAL_MODES = ("direct", "full", "streaming")
 # The authors' direct selection baseline (evaluate_direct_select.py) samples up to 4,096 new
 # tokens; their direct recommendation baseline and every summary-based judge 16.
 DIRECT_SELECTION_MAX_NEW_TOKENS = 4096
@@ -77,7 +75,7 @@ def protocol_for(config: dict, bench: Benchmark, mode: str) -> dict:
 
 
 def load_summaries(path: Path) -> dict[str, dict]:
-    return {r["userid"]: r for r in read_jsonl_checked(path, validate_summary_row, keep_where=True, log=log.error)}
+    return {r["userid"]: r for r in read_jsonl(path, validate_summary_row, keep_where=True, log=log.error)}
 
 
 def load_generator_skips(summaries_path: Path) -> dict[str, str]:
@@ -85,12 +83,12 @@ def load_generator_skips(summaries_path: Path) -> dict[str, str]:
     path = summaries_path.with_suffix(".skipped.jsonl")
     if not path.is_file():
         return {}
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            out[str(rec["userid"])] = rec.get("reason", "skipped by the generator")
-    return out
+    def check(obj, where: str) -> dict:
+        if not isinstance(obj, dict) or obj.get("userid") is None:
+            raise DataError(where, "userid", "missing")
+        return obj
+
+    return {str(r["userid"]): r.get("reason", "skipped by the generator") for r in iter_jsonl(path, check, log=log.error)}
 
 
 def direct_history(row: dict, bench: Benchmark, judge, budget: int) -> list[dict]:
@@ -193,9 +191,7 @@ def evaluate_benchmark(judge, bench: Benchmark, mode: str, rows: list[dict], sum
         "items": records,
     }
     out = out_dir / f"{bench.name}.json"
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False))
-    tmp.replace(out)
+    write_results(out, result)  # the results format: alignxplore.formats.results
     log.info(
         "%s/%s: accuracy %s (%s protocol; argmax %s, expected %s) over %d judged, %d failed, %d skipped -> %s",
         mode, bench.name, _pct(metrics.get("accuracy")), protocol["name"], _pct(metrics.get("argmax_accuracy")),

@@ -15,7 +15,7 @@ import yaml
 
 import logging
 
-from ..formats import DataError, read_jsonl_checked, validate_benchmark_row
+from ..formats import DataError, read_jsonl, validate_benchmark_row
 from ..history import SPLIT_RULES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -171,12 +171,12 @@ def benchmark_file(data_dir: Path, bench: Benchmark) -> Path:
 
 def load_benchmark_rows(path: Path, limit: int | None = None) -> list[dict]:
     """Validated rows with their ``file:line`` kept in ``_where`` (for later errors); userids
-    unique. Every line is checked before the first error is raised (see ``read_jsonl_checked``).
+    unique. Every line is checked before the first error is raised (see ``formats.iter_jsonl``).
     Rows without ``userid`` get a content-derived one (``formats.derived_userid``); identical
     such rows are numbered ``#2``, ``#3``, ... in file order instead of being refused."""
     rows, seen = [], {}
     derived = 0
-    for row in read_jsonl_checked(path, validate_benchmark_row, keep_where=True, log=log.error):
+    for row in read_jsonl(path, validate_benchmark_row, keep_where=True, log=log.error):
         if row.get("userid_derived"):
             derived += 1
             base, k = row["userid"], 1

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cli import run_main
+from ..formats import iter_results
 from .paper_results import JUDGE_RESULTS, MAIN_JUDGE, PAPER_COLUMNS, PAPER_RESULTS, SECTIONS, TRANSFER_COLUMNS, published_judge
 
 log = logging.getLogger("alignxplore.table")
@@ -76,14 +76,9 @@ def our_rows(results_dir: str | Path, metric: str = "accuracy", judge: str = MAI
     ``judge`` (their ``config.judge_model``); the main judge's table also takes results of
     judges with no published table (a tiny or local judge), never another published judge's."""
     rows: dict[tuple[str, str], Row] = {}
-    for path in sorted(Path(results_dir).rglob("*.json")):
-        try:
-            res = json.loads(path.read_text())
-            section, label, column = res["mode"], res["label"], res["column"]
-            acc = res["metrics"].get(metric)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            log.debug("not a results file: %s", path)
-            continue
+    for _, res in iter_results(results_dir):  # a malformed results file stops here, naming file and field
+        section, label, column = res["mode"], res["label"], res["column"]
+        acc = res["metrics"].get(metric)
         if acc is None:
             continue
         theirs = published_judge((res.get("config") or {}).get("judge_model", ""))

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
 from ..backends.base import Backend, Generated, SamplingConfig
-from ..formats import DataError, Record, chat_to_triples, validate_triple
+from ..formats import DataError, Record, validate_behaviours, validate_user_row
 from ..history import MAX_PROMPT_TOKENS, STREAMING_BUDGET_DIVISOR, truncate_to_budget
 from ..prompts import extract_summary, personalize_messages, rl_messages, streaming_messages
 
@@ -49,42 +49,17 @@ GenerateFn = Callable[[list[list[dict]]], Awaitable[list[Generated]]]
 
 
 def as_triples(behaviours: Any, where: str = "<input>", field: str = "behaviours") -> list[Record]:
-    """A user's behaviours as validated triples.
-
-    Accepts a list of triples ``{query, chosen, rejected}`` or a chat history (every item has
-    a ``role``), converted by :func:`alignxplore.formats.chat_to_triples`. Raises
-    :class:`DataError` naming the field for anything else, and for a history with no behaviour.
-    """
-    if not isinstance(behaviours, list):
-        raise DataError(where, field, f"expected a list of triples or chat messages, got {type(behaviours).__name__}")
-    if not behaviours:
-        raise DataError(where, field, "empty: at least one behaviour is needed")
-    if all(isinstance(b, dict) and "role" in b for b in behaviours):
-        triples = chat_to_triples(behaviours, where, field)
-        if not triples:
-            raise DataError(where, field, "the chat history has no assistant reply, so no behaviour to learn from")
-        return triples
-    return [validate_triple(b, where, f"{field}[{i}].") for i, b in enumerate(behaviours)]
+    """A user's behaviours as validated triples: a list of triples or a chat history
+    (:func:`alignxplore.formats.validate_behaviours`, at least one behaviour)."""
+    return validate_behaviours(behaviours, where, field, allow_chat=True, min_behaviours=1)
 
 
 def parse_user(obj: Any, where: str, *, require_id: bool = False) -> dict:
-    """A user object (CLI row, service request): ``userid`` (required with ``require_id``),
-    exactly one of ``history`` (triples) or ``messages`` (chat), optional string ``past``.
-    Returns ``{"userid", "behaviours", "past"}``; errors are :class:`DataError` naming the field."""
-    if not isinstance(obj, dict):
-        raise DataError(where, None, f"expected a JSON object, got {type(obj).__name__}")
-    if "userid" not in obj and require_id:
-        raise DataError(where, "userid", "missing")
-    userid = obj.get("userid")
-    if userid is not None and not isinstance(userid, (str, int)):
-        raise DataError(where, "userid", f"expected a string, got {type(userid).__name__}")
-    if ("history" in obj) == ("messages" in obj):
-        raise DataError(where, "history", "give exactly one of 'history' (triples) or 'messages' (chat)")
-    key = "history" if "history" in obj else "messages"
-    past = obj.get("past")
-    if past is not None and not isinstance(past, str):
-        raise DataError(where, "past", f"expected a string, got {type(past).__name__}")
-    return {"userid": None if userid is None else str(userid), "behaviours": as_triples(obj[key], where, key), "past": past}
+    """A user object (service request): the user row of :func:`alignxplore.formats.validate_user_row`
+    (``userid``, one of ``history`` / ``messages``, optional ``past``), as
+    ``{"userid", "behaviours", "past"}``."""
+    row = validate_user_row(obj, where, require_id=require_id, allow_chat=True, min_behaviours=1)
+    return {"userid": row["uid"], "behaviours": row["behaviors"], "past": row.get("past")}
 
 
 @dataclass

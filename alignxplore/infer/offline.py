@@ -12,7 +12,8 @@
         --out answers.jsonl --backend openai --model Qwen/Qwen3-8B --base-url URL
 
 (also ``alignxplore infer ...``). Input rows: ``{"userid", "history": [triples]}`` or
-``{"userid", "messages": [chat messages]}``, optional ``"past"``. Output rows: ``userid``,
+``{"userid", "messages": [chat messages]}``, optional ``"past"`` (the user row of
+:func:`alignxplore.formats.validate_user_row`: ``uid`` / ``behaviors`` are read too). Output rows: ``userid``,
 ``summary``, ``response`` (raw), ``n_behaviours`` (shown), ``n_dropped`` (cut by the token
 budget), ``steps`` (streaming: every chunk's summary), ``error`` (nothing fit the budget).
 Personalize rows: ``{"userid", "query"}`` (optional ``"id"``, ``"summary"``) -> plus
@@ -30,18 +31,19 @@ import logging
 from tqdm.auto import tqdm
 
 from ..cli import add_backend_args, add_sampling_args, backend_from_args, run_main, sampling_from_args
-from ..formats import BadLines, DataError, Record, ResumableJsonl, iter_jsonl, read_jsonl
+from ..formats import DataError, Record, ResumableJsonl, iter_jsonl, read_jsonl, validate_user_row
 from ..history import MAX_PROMPT_TOKENS
 from ..preflight import check_distinct, check_output_file
 from ..prompts import extract_summary
-from .api import WORDINGS, PreferenceInferer, User, parse_user, personalize
+from .api import WORDINGS, PreferenceInferer, User, personalize
 
 log = logging.getLogger("alignxplore.infer")
 
 
-def validate_user_row(obj, where: str) -> Record:
-    """An input row: see :func:`alignxplore.infer.api.parse_user`; ``userid`` required."""
-    return parse_user(obj, where, require_id=True)
+def read_user_row(obj, where: str) -> Record:
+    """An input row: the user row of :func:`alignxplore.formats.validate_user_row` (``userid``
+    required, a chat history accepted, at least one behaviour, optional ``past``)."""
+    return validate_user_row(obj, where, allow_chat=True, min_behaviours=1)
 
 
 def _summaries_by_user(path: str, field: str = "summary") -> dict[str, str]:
@@ -54,7 +56,7 @@ def _summaries_by_user(path: str, field: str = "summary") -> dict[str, str]:
             raise DataError(where, field, "missing or not a string")
         return obj
 
-    return {str(r["userid"]): r[field] for r in read_jsonl(path, check) if r[field] is not None}
+    return {str(r["userid"]): r[field] for r in iter_jsonl(path, check) if r[field] is not None}
 
 
 def _unique(rows: list[Record], key, field: str) -> None:
@@ -68,34 +70,28 @@ def _unique(rows: list[Record], key, field: str) -> None:
 
 def _read_rows(args, validate) -> list[Record]:
     """Every input line checked; bad ones reported (capped), then stop unless --skip-bad-rows."""
-    bad = BadLines(skip=args.skip_bad_rows)
-    rows = list(iter_jsonl(args.input, validate, keep_where=True, on_bad=bad))
-    bad.finish()
-    if bad.errors:
-        log.warning("%d bad input line(s) skipped", len(bad))
-    return rows
+    return read_jsonl(args.input, validate, keep_where=True, on_bad="skip" if args.skip_bad_rows else "stop")
 
 
 def load_users(args) -> list[Record]:
-    rows = _read_rows(args, validate_user_row)
-    _unique(rows, lambda r: r["userid"], "userid")
-    if args.past:
-        earlier = _summaries_by_user(args.past)
-        for r in rows:  # an inline "past" wins over the file
-            if r["past"] is None:
-                r["past"] = earlier.get(r["userid"])
+    rows = _read_rows(args, read_user_row)
+    _unique(rows, lambda r: r["uid"], "userid")
+    earlier = _summaries_by_user(args.past) if args.past else {}
+    for r in rows:  # an inline "past" wins over the file
+        if r.get("past") is None:
+            r["past"] = earlier.get(r["uid"])
     return rows
 
 
 def run_infer(args, backend, rows: list[Record]) -> int:
     inferer = PreferenceInferer(backend, sampling_from_args(args), wording=args.wording, prompt_budget=args.prompt_budget)
     sink = ResumableJsonl(args.out, key=lambda r: str(r["userid"]))
-    todo = [r for r in rows if r["userid"] not in sink]
+    todo = [r for r in rows if r["uid"] not in sink]
     failed = 0
     bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="infer")
     for start in range(0, len(todo), args.chunk_size):
         chunk = todo[start : start + args.chunk_size]
-        results = inferer.infer_many([User(r["behaviours"], r["past"], r["userid"]) for r in chunk], chunk=args.stream_chunk)
+        results = inferer.infer_many([User(r["behaviors"], r["past"], r["uid"]) for r in chunk], chunk=args.stream_chunk)
         keep = []
         for res in results:
             if res.error and res.error.startswith("generation failed"):

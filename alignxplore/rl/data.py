@@ -42,12 +42,6 @@ def _triple(t: dict) -> dict:
     return {k: t[k] for k in TRIPLE_KEYS}
 
 
-def validate_streaming_rl_row(obj, where: str) -> dict:
-    """``formats.validate_rl_row``, which enforces the RL split rule ``1 <= mid <= L-3``
-    (docs/formats.md §3)."""
-    return validate_rl_row(obj, where)
-
-
 def rl_row_to_record(row: dict, index: int) -> dict:
     """The parquet record of one validated RL row (see the module docstring)."""
     history, mid = row["history"], row["mid_position"]
@@ -75,7 +69,7 @@ def convert(input_path: str | Path, output_path: str | Path, *, skip_bad_rows: b
     check_output_file(output_path, "--output")
     bad = BadLines(skip=skip_bad_rows)
     records = []
-    rows = iter_jsonl(input_path, validate_streaming_rl_row, on_bad=bad)
+    rows = iter_jsonl(input_path, validate_rl_row, on_bad=bad)  # the RL split rule 1 <= mid <= L-3 (docs/formats.md §3)
     for row in tqdm(rows, desc="rl rows", disable=not progress, unit="row"):
         records.append(rl_row_to_record(row, len(records)))
     bad.finish()  # default mode: every bad line reported, then one error; nothing written

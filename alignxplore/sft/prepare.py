@@ -131,7 +131,7 @@ def read_sft_rows(path: Path, skip_bad_rows: bool) -> tuple[list[dict], list[str
     reported (capped); without ``skip_bad_rows`` one error then names the first and the count."""
     bad = BadLines(lambda msg: log.warning("%s", msg), skip=skip_bad_rows)
     rows = list(iter_jsonl(path, validate_sft_row, keep_where=True, on_bad=bad))
-    bad.finish()
+    bad.finish()  # stop: one error naming the first bad line and the count; skip: the count is logged
     return rows, [str(e) for e in bad.errors]
 
 

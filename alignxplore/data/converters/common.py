@@ -26,7 +26,7 @@ from typing import Iterator
 
 from contextlib import contextmanager
 
-from ...formats import BadLines, DataError, parse_json_line, write_jsonl
+from ...formats import BadLines, DataError, iter_jsonl, parse_json_line, write_jsonl
 
 SEED = 42
 BENCHMARK_USERS = 3000
@@ -78,28 +78,25 @@ def json_lines(path: Path, *, python_literals: bool = False) -> Iterator[tuple[s
     """``(file:line, object)`` per non-blank line; ``python_literals`` also accepts the
     Python-dict lines of some Amazon metadata dumps. Each line is decoded on its own: a
     non-UTF-8 or unparseable line goes to :data:`bad_rows` and reading goes on."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(str(path), None, "no such file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            where = f"{path}:{lineno}"
-            with bad_rows.catch():
-                try:
-                    obj = parse_json_line(raw, where)
-                except DataError:
-                    if not python_literals:
-                        raise
-                    try:
-                        obj = ast.literal_eval(raw.decode("utf-8").strip())
-                    except (ValueError, SyntaxError, UnicodeDecodeError, RecursionError):
-                        raise DataError(where, None, "neither JSON nor a Python literal") from None
-                if not isinstance(obj, dict):
-                    raise DataError(where, None, f"expected an object, got {type(obj).__name__}")
-                yield where, obj
+    for obj in iter_jsonl(path, _object, keep_where=True, on_bad=bad_rows, parse=_json_or_literal if python_literals else parse_json_line):
+        yield obj.pop("_where"), obj
+
+
+def _object(obj, where: str) -> dict:
+    if not isinstance(obj, dict):
+        raise DataError(where, None, f"expected an object, got {type(obj).__name__}")
+    return obj
+
+
+def _json_or_literal(raw: bytes, where: str):
+    """A JSON line, else a Python literal (some Amazon metadata dumps hold Python dicts)."""
+    try:
+        return parse_json_line(raw, where)
+    except DataError:
+        try:
+            return ast.literal_eval(raw.decode("utf-8").strip())
+        except (ValueError, SyntaxError, UnicodeDecodeError, RecursionError):
+            raise DataError(where, None, "neither JSON nor a Python literal") from None
 
 
 def records(path: Path) -> Iterator[tuple[str, dict]]:

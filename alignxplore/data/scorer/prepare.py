@@ -25,8 +25,8 @@ import logging
 from pathlib import Path
 
 from ...cli import run_main
-from ...formats import DataError, read_jsonl
-from .text import LAST_BEHAVIOURS, SEED, TRAINING_MAX_LENGTH, encode_user, validate_user_row
+from ...formats import DataError, iter_jsonl
+from .text import LAST_BEHAVIOURS, SEED, TRAINING_MAX_LENGTH, encode_user, read_user_row
 
 log = logging.getLogger("alignxplore.data.scorer.prepare")
 
@@ -53,7 +53,7 @@ def prepare(user_files: list[str], model: str, out: Path, *, max_length: int = T
     paths = [p for pattern in user_files for p in (sorted(glob.glob(pattern)) or [pattern])]
     examples, stats = [], {"users_read": 0, "users_empty": 0, "users_all_cut": 0, "letters_kept": 0, "letters_cut": 0}
     for path in paths:
-        for row in read_jsonl(path, validate_user_row, keep_where=True):
+        for row in iter_jsonl(path, read_user_row, keep_where=True):
             stats["users_read"] += 1
             if not row["behaviors"]:
                 stats["users_empty"] += 1

@@ -38,7 +38,6 @@ Decisions where the authors' code is silent or fragile (README "Pruning"):
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import math
@@ -46,48 +45,29 @@ from fractions import Fraction
 from pathlib import Path
 
 from ...cli import run_main
-from ...formats import BadLines, DataError, iter_jsonl, validate_finite, validate_logprob, validate_rl_row, write_jsonl
+from ...formats import SCORE_FIELDS, BadLines, DataError, expand_globs, iter_jsonl, validate_rl_row, write_jsonl
 from ...preflight import check_output_file
-from .text import validate_user_row
+from .text import read_user_row  # the scored user row: score fields checked (formats.validate_user_row)
 
 log = logging.getLogger("alignxplore.data.scorer.pruning")
 BAND_WIDTH = Fraction(1, 10)  # the authors' band is [c - 0.1, c) of the logprob1 ranking
 
 
-SCORE_KEYS = ("answer", "logprob1", "logprob2", "signal")  # added by scoring; not part of a triple
 
 
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
 
 
-def validate_scored_user(obj, where: str) -> dict:
-    """A line of the scoring output: a user row (``scorer_text.validate_user_row``) whose scored
-    behaviours carry ``logprob1`` (and ``logprob2`` / ``signal`` with a weak model)."""
-    validate_user_row(obj, where)
-    for k, b in enumerate(obj["behaviors"]):
-        for key in ("logprob1", "logprob2"):  # log-probabilities: finite and <= 0
-            if b.get(key) is not None:
-                validate_logprob(b[key], where, f"behaviors[{k}].{key}")
-        if b.get("signal") is not None:  # logprob1 - logprob2: any finite number
-            validate_finite(b["signal"], where, f"behaviors[{k}].signal")
-    return obj
-
-
 def load_scored(paths: list[str], *, skip_bad_rows: bool = False) -> list[dict]:
     """Read every scored-user file (glob patterns allowed); a uid may appear only once. Every
     bad line of every file is reported (capped); then the run stops, or with
     ``skip_bad_rows`` those lines are dropped."""
-    files: list[str] = []
-    for p in paths:
-        matches = sorted(glob.glob(p))
-        if not matches:
-            raise DataError(p, None, "no such file")
-        files += matches
+    files = expand_globs(paths)
     users, first_seen = [], {}
     bad = BadLines(skip=skip_bad_rows)
     for f in files:
-        for user in iter_jsonl(f, validate_scored_user, keep_where=True, on_bad=bad):
+        for user in iter_jsonl(f, read_user_row, keep_where=True, on_bad=bad):
             uid = str(user["uid"])
             if uid in first_seen:
                 bad(DataError(user["_where"], "uid", f"{uid!r} already read at {first_seen[uid]}"))
@@ -169,7 +149,7 @@ def pick_row(user: dict, kept: list[dict], null_query: str | None = None) -> dic
 
 def _fill_query(behaviour: dict, null_query: str | None) -> dict:
     """The behaviour as a plain triple (score fields dropped), a missing query filled if asked."""
-    triple = {k: v for k, v in behaviour.items() if k not in SCORE_KEYS}
+    triple = {k: v for k, v in behaviour.items() if k not in SCORE_FIELDS}
     if null_query is not None and not triple.get("query"):
         triple["query"] = null_query
     return triple

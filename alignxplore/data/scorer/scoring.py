@@ -34,7 +34,7 @@ import os
 
 from ...cli import run_main
 from ...formats import DataError, ResumableJsonl, expand_globs, read_jsonl
-from .text import LAST_BEHAVIOURS, SCORING_MAX_LENGTH, SEED, EncodedUser, encode_user, letter_token_ids, validate_user_row
+from .text import LAST_BEHAVIOURS, SCORING_MAX_LENGTH, SEED, EncodedUser, encode_user, letter_token_ids, read_user_row
 
 log = logging.getLogger("alignxplore.data.scorer.scoring")
 
@@ -134,7 +134,7 @@ def score(args) -> dict:
     local = int(os.environ.get("LOCAL_RANK", rank))
     device = args.device or (f"cuda:{local % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
     out = ResumableJsonl(shard_path(args.out, rank, world), key=lambda r: str(r["uid"]))
-    all_rows = [r for path in expand_globs(args.users) for r in read_jsonl(path, validate_user_row, keep_where=True)]
+    all_rows = [r for path in expand_globs(args.users) for r in read_jsonl(path, read_user_row, keep_where=True)]
     first_seen: dict[str, str] = {}
     for r in all_rows:  # every rank checks the whole file, so a duplicate split across shards is caught too
         if str(r["uid"]) in first_seen:

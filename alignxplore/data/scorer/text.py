@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ...formats import DataError, validate_triple
+from ...formats import DataError, validate_user_row
 from ...prompts import JUDGE_LETTER_TOKENS, SCORER_HEADER, SCORER_SEGMENT_HEAD, SCORER_SEGMENT_TAIL
 
 LAST_BEHAVIOURS = 100  # the authors scored and trained on each user's last 100 behaviours
@@ -28,20 +28,11 @@ TRAINING_MAX_LENGTH = 8192
 SEED = 42
 
 
-def validate_user_row(obj, where: str) -> dict:
-    """A user row ``{uid, behaviors: [triple]}`` (time order). Behaviours keep their original
-    ``query`` value (None stays None: the scorer renders it as ``None``); an empty list is
-    valid here and skipped, counted, by the consumers."""
-    if not isinstance(obj, dict):
-        raise DataError(where, None, f"expected a JSON object, got {type(obj).__name__}")
-    if obj.get("uid") is None:
-        raise DataError(where, "uid", "missing")
-    behaviors = obj.get("behaviors")
-    if not isinstance(behaviors, list):
-        raise DataError(where, "behaviors", "missing or not a list")
-    for i, b in enumerate(behaviors):
-        validate_triple(b, where, f"behaviors[{i}].")
-    return obj
+def read_user_row(obj, where: str) -> dict:
+    """The scorer's input row: :func:`alignxplore.formats.validate_user_row` with a ``null``
+    query kept as None (rendered as ``None``, as the authors' f-string did); an empty
+    behaviour list is valid here and skipped, counted, by the consumers."""
+    return validate_user_row(obj, where, null_query=None)
 
 
 def letters_for(uid, n: int, seed: int = SEED) -> list[str]:

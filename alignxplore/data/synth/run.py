@@ -29,8 +29,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ...backends.base import Backend, SamplingConfig
-from ...cli import add_backend_args, backend_from_args, run_main
+from ...backends.base import Backend
+from ...cli import add_backend_args, add_sampling_args, backend_from_args, run_main, sampling_from_args
 from ...formats import DataError, ResumableJsonl, read_jsonl
 from .postprocess import postprocess
 from .stage import JUDGE_MODES, SKIP_REASONS, UNCLOSED_THINK, StageRunner, SynthConfig
@@ -158,13 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         k.add_argument("--overwrite-query", default=None,
                        help="replace every behaviour's query before synthesis (the authors' preprocessing used "
                             "'Please recommend some movies to me.'; off by default: our converters write per-dataset requests)")
-        s = p.add_argument_group("teacher sampling (the authors' values)")
-        d = SamplingConfig()
-        s.add_argument("--temperature", type=float, default=d.temperature)
-        s.add_argument("--top-k", type=int, default=d.top_k)
-        s.add_argument("--top-p", type=float, default=d.top_p)
-        s.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
-        s.add_argument("--seed", type=int, default=d.seed, help="engine seed and the seed of targets and A/B flips")
+        add_sampling_args(p, title="teacher sampling (the authors' values)", seed_help="engine seed and the seed of targets and A/B flips")
         add_backend_args(p, what="teacher (also judge and merger)")
     p = sub.add_parser("postprocess", help="two SFT rows per user kept by both stages")
     p.add_argument("--work-dir", required=True)
@@ -175,8 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args) -> SynthConfig:
     rule = TargetRule(args.max_behaviors, args.min_third, args.min_target_prob, args.max_targets, args.min_candidates,
                       args.unscored_as_candidates, args.thirds_from)
-    sampling = SamplingConfig(args.temperature, args.top_k, args.top_p, args.max_new_tokens, args.seed)
-    return SynthConfig(rule, args.min_kept, args.min_rejudge, args.judge_mode, args.seed, args.max_prompt_tokens, sampling,
+    return SynthConfig(rule, args.min_kept, args.min_rejudge, args.judge_mode, args.seed, args.max_prompt_tokens, sampling_from_args(args),
                        args.unclosed_think, args.overwrite_query)
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ...formats import DataError, read_jsonl, validate_logprob, validate_triple
+from ...formats import DataError, read_jsonl, validate_user_row
 
 Record = dict[str, Any]
 
@@ -53,46 +53,20 @@ class TargetRule:
 THIRDS_FROM = ("scored", "all")
 
 
-def _behaviour(obj: Any, where: str, prefix: str) -> Record:
-    """One behaviour as ``{query, chosen, rejected[, logprob1]}``."""
-    if isinstance(obj, dict) and isinstance(obj.get("item"), dict):
-        triple = validate_triple(obj["item"], where, f"{prefix}item.")
-        logprob = obj.get("logprob1", triple.get("logprob1"))
-    else:
-        triple = validate_triple(obj, where, prefix)
-        logprob = triple.get("logprob1")
-    out = {"query": triple["query"], "chosen": triple["chosen"], "rejected": triple["rejected"]}
-    if logprob is not None:
-        out["logprob1"] = validate_logprob(logprob, where, f"{prefix}logprob1")
-    return out
-
-
-def validate_user_row(obj: Any, where: str) -> Record:
-    """A scored user row -> ``{uid, behaviors}``; errors name file, line and field."""
-    if not isinstance(obj, dict):
-        raise DataError(where, None, f"expected a JSON object, got {type(obj).__name__}")
-    uid_key = "uid" if "uid" in obj else "userid" if "userid" in obj else None
-    if uid_key is None or obj[uid_key] is None:
-        raise DataError(where, "uid", "missing (also looked for 'userid')")
-    beh_key = "behaviors" if "behaviors" in obj else "history" if "history" in obj else None
-    if beh_key is None:
-        raise DataError(where, "behaviors", "missing (also looked for 'history')")
-    behaviours = obj[beh_key]
-    if not isinstance(behaviours, list):
-        raise DataError(where, beh_key, f"expected a list, got {type(behaviours).__name__}")
-    return {"uid": str(obj[uid_key]), "behaviors": [_behaviour(b, where, f"{beh_key}[{i}].") for i, b in enumerate(behaviours)]}
+SYNTH_FIELDS = ("query", "chosen", "rejected", "logprob1")  # what synthesis reads (and its records keep) of a behaviour
 
 
 def read_users(path: str | Path) -> Iterator[Record]:
-    """Validated user rows with ``index`` (0-based row number) and ``where`` (``file:line``);
-    a duplicate uid names both lines."""
+    """Validated scored user rows (:func:`alignxplore.formats.validate_user_row`) with ``index``
+    (0-based row number) and ``where`` (``file:line``); a duplicate uid names both lines."""
     seen: dict[str, str] = {}
     for index, row in enumerate(read_jsonl(path, validate_user_row, keep_where=True)):
         where = row.pop("_where")
         if row["uid"] in seen:
             raise DataError(where, "uid", f"duplicate of {seen[row['uid']]}")
         seen[row["uid"]] = where
-        yield {"uid": row["uid"], "index": index, "where": where, "behaviors": row["behaviors"]}
+        behaviours = [{k: b[k] for k in SYNTH_FIELDS if k in b} for b in row["behaviors"]]
+        yield {"uid": row["uid"], "index": index, "where": where, "behaviors": behaviours}
 
 
 def split_thirds(behaviours: list[Record], rule: TargetRule) -> list[list[Record]] | None:
