@@ -11,7 +11,7 @@ prompt + completion — the prompt tokens are checked to be a prefix of the full
 the mask is 1 exactly on the assistant turn: ``<think>\\n…\\n</think>\\n\\n{summary}<|im_end|>``
 (the newline the template adds after ``<|im_end|>`` is dropped: the model never generates it).
 
-Policies (decided here, documented in the README):
+Policies (decided here, documented in docs/sft.md):
 * a row that fails validation (missing completion, wrong roles, bad JSON) is fatal by
   default, with ``file:line: field`` in the message; ``--skip-bad-rows`` reports, counts and
   drops such rows instead;

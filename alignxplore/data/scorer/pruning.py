@@ -24,7 +24,7 @@ behaviours[:last + 1]`` (L = last + 1 behaviours) and whose earlier one, at inde
 ``mid_position``, ``mid_record`` / ``last_record`` (``logprob1``, ``logprob2``, ``signal``),
 ``signal_gap = signal(last) − signal(mid)``, ``distance_to_end = L − 1 − mid``.
 
-Decisions where the authors' code is silent or fragile (README "Pruning"):
+Decisions where the authors' code is silent or fragile (docs/data.md "Decisions: scorer, scoring, pruning, converters"):
 * the floors are exact decimal arithmetic on the thresholds as written (``c = 0.3`` with 10
   behaviours gives ⌊10·0.2⌋ = 2); the authors' float ``int(10 * (0.3 - 0.1))`` gives 1;
 * ties keep input order (stable sorts), input order = user order, then behaviour order;

@@ -4,7 +4,7 @@ Shared by scorer training (``scorer_prepare``) and scoring (``scoring``), so bot
 the same text (docs/formats.md §7): ``SCORER_HEADER`` then, per behaviour,
 ``<prompt>{query}</prompt><option_A>{a}</option_A><option_B>{b}</option_B><preference> {A|B} </preference>|SEP|``.
 
-Decisions (README "Scorer"):
+Decisions (docs/data.md "Decisions: scorer, scoring, pruning, converters"):
 * A/B order is drawn from ``random.Random(f"{seed}:{uid}")``, one draw per behaviour, so a
   user's text is the same whatever the batch, GPU, resume point or process order (the
   authors shuffled with the unseeded global ``random``);
