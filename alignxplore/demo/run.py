@@ -190,7 +190,7 @@ def run(args) -> int:
 
     # -- stage 1: SFT -------------------------------------------------------------------
     demo.stage("sft-prepare", demo.py("alignxplore.sft.prepare", "--data", world / "sft.jsonl", "--model", base,
-                                      "--out", out / "sft" / "prepared", "--max-length", 1024, "--num-proc", 1),
+                                      "--out", out / "sft" / "prepared", "--max-length", 2048, "--num-proc", 1),
                inputs=(world / "sft.jsonl", base), outputs=(out / "sft" / "prepared",))
     demo.stage("sft-train", demo.py(
         "alignxplore.sft.train", "--model_name_or_path", base, "--dataset_path", out / "sft" / "prepared",
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--sft-users", type=int, default=512)
     w.add_argument("--rl-users", type=int, default=64)
     w.add_argument("--test-users", type=int, default=48, help="held-out users per benchmark (mirrored pairs)")
-    w.add_argument("--history-len", type=int, default=18, help="behaviours per user (SFT rows see a third each)")
+    w.add_argument("--history-len", type=int, default=18, help="behaviours per user (SFT rows: a prefix of L/3..L, and the part after a cut with the past summary)")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--cross-task-users", type=int, default=16, help="users of the paired cross-task set (alignxplore/demo/pairs.py)")
     ap.add_argument("--sanity-empty", type=float, nargs=2, default=SANITY["empty"], metavar=("LO", "HI"),
