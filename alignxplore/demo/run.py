@@ -1,7 +1,7 @@
 """The whole paper in miniature on a CPU: SFT -> streaming GRPO -> summaries -> judge -> table.
 
     make demo                                   # = python -m alignxplore.demo --out runs/demo
-    python -m alignxplore.demo --out runs/demo --sft-steps 150 --rl-steps 8
+    python -m alignxplore.demo --out runs/demo --sft-steps 150 --rl-steps 16
 
 It adds no second implementation of any stage: every step below runs the entry point a
 cluster user runs (``alignxplore.sft.prepare`` / ``sft.train``, ``alignxplore.rl.data`` /
@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = ap.add_argument_group("training")
     t.add_argument("--sft-steps", type=int, default=150)
     t.add_argument("--sft-lr", type=float, default=3e-3)
-    t.add_argument("--rl-steps", type=int, default=8)
+    t.add_argument("--rl-steps", type=int, default=16)
     t.add_argument("--max-new-tokens", type=int, default=40, help="summary length cap for rollouts and evaluation (the SFT answer is ~22 tokens)")
     t.add_argument("--rl-batch", type=int, default=4, help="prompts per RL step (x n responses, x 2 stages)")
     t.add_argument("--rl-n", type=int, default=4)
