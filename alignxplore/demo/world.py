@@ -124,10 +124,10 @@ def sft_rows(users: list[dict], rng: random.Random, rl_wording: float = 0.0, var
 
     The other users get the real synthesis' thirds (first third without past, second third
     after its summary). Why both, measured on the 18-behaviour demo world: with thirds only
-    (6-behaviour rows) SFT learns the genre within 150 steps but RL's stage 1 (6..16
-    behaviours, temperature 1) failed the format gate on every rollout; with varied shapes only,
-    the format held on every RL-style prompt but the loss stayed on its genre-at-chance plateau
-    (0.27) through 270 steps. A fraction ``rl_wording`` of the rows is rendered in the RL
+    (then recommendation-style users only) SFT learned the genre within 150 steps, but RL's
+    stage 1 (6..16 behaviours, temperature 1) failed the format gate on every rollout; with
+    varied shapes only, the format held on every RL-style prompt but the loss stayed on its
+    genre-at-chance plateau (0.27) through 270 steps. A fraction ``rl_wording`` of the rows is rendered in the RL
     wording (``prompts.rl_messages``), the rest in the evaluation/SFT one (measured: not needed
     for the format, default 0).
     """
