@@ -40,7 +40,7 @@ from pathlib import Path
 
 from .curves import learning_curves
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the repository root (this file is alignxplore/demo/run.py)
 POLICIES = ("untrained", "sft", "rl")
 REFERENCE_ROWS = ("teacher", "other_user", "empty")
 SANITY = {"teacher": (90.0, 100.0), "empty": (45.0, 55.0), "other_user": (0.0, 50.0)}
