@@ -1,7 +1,7 @@
 """The whole paper in miniature on a CPU: SFT -> streaming GRPO -> summaries -> judge -> table.
 
     make demo                                   # = python -m alignxplore.demo --out runs/demo
-    python -m alignxplore.demo --out runs/demo --sft-steps 150 --rl-steps 16
+    python -m alignxplore.demo --out runs/demo --sft-steps 250 --rl-steps 16
 
 It adds no second implementation of any stage: every step below runs the entry point a
 cluster user runs (``alignxplore.sft.prepare`` / ``sft.train``, ``alignxplore.rl.data`` /
@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sanity-empty", type=float, nargs=2, default=SANITY["empty"], metavar=("LO", "HI"),
                     help="accepted accuracy range of the empty-summary row (wider for small --test-users)")
     t = ap.add_argument_group("training")
-    t.add_argument("--sft-steps", type=int, default=150)
+    t.add_argument("--sft-steps", type=int, default=250)
     t.add_argument("--sft-lr", type=float, default=3e-3)
     t.add_argument("--rl-steps", type=int, default=16)
     t.add_argument("--max-new-tokens", type=int, default=40, help="summary length cap for rollouts and evaluation (the SFT answer is ~22 tokens)")
