@@ -1,5 +1,6 @@
 """The synthetic world (formats every stage reads) and the embedding judge (a real encoder)."""
 import random
+import re
 
 import pytest
 
@@ -8,8 +9,8 @@ from alignxplore.backends.embedding import parse_judge_conversation
 from alignxplore.eval.registry import load_benchmark_rows, load_registry
 from alignxplore.formats import read_jsonl, validate_rl_row, validate_sft_row
 from alignxplore.judge import JudgeItem
-from alignxplore.prompts import judge_messages
-from alignxplore.demo.world import GENRES, REFERENCE_SUMMARIZERS, WorldConfig, write_world
+from alignxplore.prompts import NO_PAST_SUMMARY_QUOTED, judge_messages
+from alignxplore.demo.world import GENRES, REC_QUERY, REFERENCE_SUMMARIZERS, SEL_QUERIES, WorldConfig, write_world
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,26 @@ def test_world_is_written_in_the_real_formats(world, tokenizer):
     # every genre word is one token, so a tiny policy can name it in one step
     for g in GENRES:
         assert len(tokenizer.encode(" " + g, add_special_tokens=False)) == 1
+
+
+def test_sft_rows_have_the_prompt_shapes_of_the_later_stages(tmp_path):
+    """SFT rows cover what RL and evaluation render from an 18-behaviour user: no past with
+    6..18 behaviours (both renderings of the empty slot), a past summary with 2..12; users of
+    both benchmark styles. Bounds hold for any draw: they are the ranges the cuts come from."""
+    write_world(tmp_path, WorldConfig(sft_users=40, rl_users=4, test_users=4, history_len=18, seed=1))
+    sft = load_jsonl(tmp_path / "sft.jsonl", validate_sft_row)
+    assert len(sft) == 80
+    first, second = sft[0::2], sft[1::2]
+
+    def n_behaviours(row):
+        return len(re.findall(r"=====Tripl?e \d+=====", row["prompt"][1]["content"]))
+
+    assert all(6 <= n_behaviours(r) <= 18 and "Not Provided." in r["prompt"][1]["content"] for r in first)
+    assert all(2 <= n_behaviours(r) <= 12 and "The user prefers" in r["prompt"][1]["content"] for r in second)
+    assert max(map(n_behaviours, first)) > 12  # longer than any row of the former thirds
+    texts = [r["prompt"][1]["content"] for r in sft]
+    assert any(REC_QUERY in t for t in texts) and any(q in t for t in texts for q in SEL_QUERIES)
+    assert any(NO_PAST_SUMMARY_QUOTED in t for t in texts) and any(NO_PAST_SUMMARY_QUOTED not in t for t in texts[0::2])
 
 
 def test_world_is_seeded(tmp_path):

@@ -1,7 +1,7 @@
 """The whole paper in miniature on a CPU: SFT -> streaming GRPO -> summaries -> judge -> table.
 
     make demo                                   # = python -m alignxplore.demo --out runs/demo
-    python -m alignxplore.demo --out runs/demo --sft-steps 150 --rl-steps 8
+    python -m alignxplore.demo --out runs/demo --sft-steps 250 --rl-steps 16
 
 It adds no second implementation of any stage: every step below runs the entry point a
 cluster user runs (``alignxplore.sft.prepare`` / ``sft.train``, ``alignxplore.rl.data`` /
@@ -191,7 +191,7 @@ def run(args) -> int:
 
     # -- stage 1: SFT -------------------------------------------------------------------
     demo.stage("sft-prepare", demo.py("alignxplore.sft.prepare", "--data", world / "sft.jsonl", "--model", base,
-                                      "--out", out / "sft" / "prepared", "--max-length", 1024, "--num-proc", 1),
+                                      "--out", out / "sft" / "prepared", "--max-length", 2048, "--num-proc", 1),
                inputs=(world / "sft.jsonl", base), outputs=(out / "sft" / "prepared",))
     demo.stage("sft-train", demo.py(
         "alignxplore.sft.train", "--model_name_or_path", base, "--dataset_path", out / "sft" / "prepared",
@@ -282,19 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--sft-users", type=int, default=512)
     w.add_argument("--rl-users", type=int, default=64)
     w.add_argument("--test-users", type=int, default=48, help="held-out users per benchmark (mirrored pairs)")
-    w.add_argument("--history-len", type=int, default=18, help="behaviours per user (SFT rows see a third each)")
+    w.add_argument("--history-len", type=int, default=18, help="behaviours per user (SFT rows: a prefix of L/3..L, and the part after a cut with the past summary)")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--cross-task-users", type=int, default=16, help="users of the paired cross-task set (alignxplore/demo/pairs.py)")
     ap.add_argument("--sanity-empty", type=float, nargs=2, default=SANITY["empty"], metavar=("LO", "HI"),
                     help="accepted accuracy range of the empty-summary row (wider for small --test-users)")
     t = ap.add_argument_group("training")
-    t.add_argument("--sft-steps", type=int, default=150)
+    t.add_argument("--sft-steps", type=int, default=250)
     t.add_argument("--sft-lr", type=float, default=3e-3)
-    t.add_argument("--rl-steps", type=int, default=8)
+    t.add_argument("--rl-steps", type=int, default=16)
     t.add_argument("--max-new-tokens", type=int, default=40, help="summary length cap for rollouts and evaluation (the SFT answer is ~22 tokens)")
     t.add_argument("--rl-batch", type=int, default=4, help="prompts per RL step (x n responses, x 2 stages)")
     t.add_argument("--rl-n", type=int, default=4)
-    t.add_argument("--rl-lr", type=float, default=2e-4)
+    t.add_argument("--rl-lr", type=float, default=3e-4)
     return ap
 
 

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..formats import write_jsonl
-from ..prompts import sft_completion, streaming_messages
+from ..prompts import NO_PAST_SUMMARY_QUOTED, rl_messages, sft_completion, streaming_messages
 
 GENRES = ("jazz", "horror", "comedy", "sports", "science", "cooking", "travel", "history")
 NOUNS = ("story", "film", "podcast", "article", "book", "show", "album", "guide")
@@ -50,6 +50,9 @@ class WorldConfig:
     history_len: int = 9
     noise: float = 0.1
     seed: int = 0
+    sel_share: float = 0.5  # SFT and RL users in the selection style (the benchmarks are one of each)
+    rl_wording: float = 0.0  # SFT rows rendered in the RL wording
+    varied_share: float = 0.5  # SFT users whose rows have the later stages' varied shapes (the rest: thirds)
 
 
 def reference_summary(genre: str) -> str:
@@ -106,15 +109,42 @@ def _mirrored_test_users(rng: random.Random, prefix: str, style: str, n: int, cf
     return users
 
 
-def sft_rows(users: list[dict]) -> list[dict]:
-    """Two SFT rows per user, in the SFT stage's input format (docs/formats.md §1)."""
+def sft_rows(users: list[dict], rng: random.Random, rl_wording: float = 0.0, varied_share: float = 0.5) -> list[dict]:
+    """Two SFT rows per user, in the SFT stage's input format (docs/formats.md §1).
+
+    A share ``varied_share`` of the users get rows shaped like the prompts the later stages
+    render from an L-behaviour history:
+
+    1. no past summary, a prefix of ``n`` behaviours, ``n`` uniform in [L/3, L] (RL stage 1 sees
+       L/3..L-2, streaming pass 1 L/3 or L/2, full history L); the empty past slot rendered
+       as streaming/RL do (``Not Provided.``) or as full-history evaluation does (quoted), one
+       or the other at random;
+    2. past summary = the user's preference, the behaviours after a cut ``m`` uniform in
+       [L/3, L-2] (RL stage 2 sees 2..2L/3, streaming pass 2 L/3 or L/2).
+
+    The other users get the real synthesis' thirds (first third without past, second third
+    after its summary). Why both, measured on the 18-behaviour demo world: with thirds only
+    (then recommendation-style users only) SFT learned the genre within 150 steps, but RL's
+    stage 1 (6..16 behaviours, temperature 1) failed the format gate on every rollout; with
+    varied shapes only, the format held on every RL-style prompt but the loss stayed on its
+    genre-at-chance plateau (0.27) through 270 steps. A fraction ``rl_wording`` of the rows is rendered in the RL
+    wording (``prompts.rl_messages``), the rest in the evaluation/SFT one (measured: not needed
+    for the format, default 0).
+    """
     rows = []
     for u in users:
-        h, third = u["history"], len(u["history"]) // 3
+        h = u["history"]
+        lo = max(1, len(h) // 3)
         summary = reference_summary(u["genre"])
-        for part, past in ((h[:third], None), (h[third : 2 * third], summary)):
+        n, m = rng.randint(lo, len(h)), rng.randint(lo, max(lo, len(h) - 2))
+        empty = NO_PAST_SUMMARY_QUOTED if rng.random() < 0.5 else None
+        shapes = ((h[:n], empty), (h[m:], summary))
+        if rng.random() >= varied_share:  # the real synthesis' thirds: first third, then second third after its summary
+            shapes = ((h[:lo], None), (h[lo : 2 * lo], summary))
+        for part, past in shapes:
+            render = rl_messages if rng.random() < rl_wording else streaming_messages
             completion = sft_completion(reference_reasoning(part, u["genre"]), summary)
-            rows.append({"prompt": streaming_messages(part, past), "completion": [{"role": "assistant", "content": completion}]})
+            rows.append({"prompt": render(part, past), "completion": [{"role": "assistant", "content": completion}]})
     return rows
 
 
@@ -159,10 +189,16 @@ def write_world(out: str | Path, cfg: WorldConfig = WorldConfig()) -> dict:
     """Write every file of the world under ``out``; returns a summary (also ``world.json``)."""
     out = Path(out)
     rng = random.Random(cfg.seed)
-    sft_users = [_user(rng, f"sft_{i}", "rec", cfg) for i in range(cfg.sft_users)]
-    rl_users = [_user(rng, f"rl_{i}", "rec", cfg) for i in range(cfg.rl_users)]
-    write_jsonl(out / "sft.jsonl", sft_rows(sft_users))
+    def style(i: int, n: int) -> str:  # the first sel_share of each group in the selection style
+        return "sel" if i < round(cfg.sel_share * n) else "rec"
+
+    sft_users = [_user(rng, f"sft_{i}", style(i, cfg.sft_users), cfg) for i in range(cfg.sft_users)]
+    rl_users = [_user(rng, f"rl_{i}", style(i, cfg.rl_users), cfg) for i in range(cfg.rl_users)]
+    # the SFT rows' cuts and the held-out users draw from their own streams: changing how SFT rows
+    # are cut, or how many training users there are, leaves the benchmarks unchanged
+    write_jsonl(out / "sft.jsonl", sft_rows(sft_users, random.Random(f"sft-rows-{cfg.seed}"), cfg.rl_wording, cfg.varied_share))
     write_jsonl(out / "rl.jsonl", rl_rows(rl_users, rng))
+    rng = random.Random(f"benchmarks-{cfg.seed}")
     tests = {}
     for name, _, _ in BENCHMARKS:
         style = "rec" if name == "synth_rec" else "sel"
@@ -183,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     for f in ("sft_users", "rl_users", "test_users", "history_len", "seed"):
         p.add_argument("--" + f.replace("_", "-"), type=int, default=getattr(WorldConfig, f))
     p.add_argument("--noise", type=float, default=WorldConfig.noise, help="probability that a behaviour's chosen item is off-preference")
+    p.add_argument("--sel-share", type=float, default=WorldConfig.sel_share, help="share of SFT and RL users in the selection style")
+    p.add_argument("--rl-wording", type=float, default=WorldConfig.rl_wording, help="share of SFT rows rendered in the RL wording")
+    p.add_argument("--varied-share", type=float, default=WorldConfig.varied_share, help="share of SFT users with the varied row shapes (the rest: thirds)")
     a = p.parse_args(argv)
-    cfg = WorldConfig(a.sft_users, a.rl_users, a.test_users, a.history_len, a.noise, a.seed)
+    cfg = WorldConfig(a.sft_users, a.rl_users, a.test_users, a.history_len, a.noise, a.seed, a.sel_share, a.rl_wording, a.varied_share)
     info = write_world(a.out, cfg)
     print(f"wrote {len(info['files'])} files to {a.out}")
     return 0
