@@ -35,6 +35,12 @@ from typing import Iterable, Iterator
 from ..formats import iter_jsonl
 
 
+# Row fields that record where a row came from (the cross-task join writes the source files'
+# paths) and are never rendered into a prompt: tokenising them made the vocabulary, and so the
+# policy's random init, depend on the folder the demo runs in.
+PROVENANCE_KEYS = frozenset({"cross_task"})
+
+
 def world_texts(world: str | Path, tokenizer) -> Iterator[str]:
     """Every text a stage derives from a world folder: each string of each row of each JSONL
     file, each chat-templated prompt the stages render from it (full-history, streaming and RL
@@ -53,8 +59,9 @@ def world_texts(world: str | Path, tokenizer) -> Iterator[str]:
         if isinstance(obj, str):
             yield obj
         elif isinstance(obj, dict):
-            for v in obj.values():
-                yield from strings(v)
+            for k, v in obj.items():
+                if k not in PROVENANCE_KEYS:
+                    yield from strings(v)
         elif isinstance(obj, list):
             for v in obj:
                 yield from strings(v)
