@@ -48,7 +48,7 @@ def test_sft_rows_have_the_prompt_shapes_of_the_later_stages(tmp_path):
     6..18 behaviours (both renderings of the empty slot), a past summary with 2..12; users of
     both benchmark styles. Bounds hold for any draw: they are the ranges the cuts come from."""
     write_world(tmp_path, WorldConfig(sft_users=40, rl_users=4, test_users=4, history_len=18, seed=1))
-    sft = load_jsonl(tmp_path / "sft.jsonl", validate_sft_row)
+    sft = read_jsonl(tmp_path / "sft.jsonl", validate_sft_row)
     assert len(sft) == 80
     first, second = sft[0::2], sft[1::2]
 
