@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..eval.cross_task import join_files
 from ..formats import read_jsonl, write_jsonl
-from .world import GENRES, NOUNS, REC_QUERY, SEL_QUERIES, reference_summary
+from .world import GENRES, behaviour, reference_summary
 
 PAIR_FILES = {"rs": "pairs_rs_upi.jsonl", "rec": "pairs_rec_upi.jsonl"}
 # joined benchmark name -> (history side, target side); names and columns as eval/benchmarks_cross_task.yaml
@@ -33,18 +33,6 @@ benchmarks:
 """
 
 
-def _item(side: str, genre: str, noun: str) -> str:
-    return f"A {genre} {noun}" if side == "rec" else f"Here is a {genre} {noun} for you."
-
-
-def _triple(rng: random.Random, side: str, genre: str, noise: float) -> dict:
-    others = [g for g in GENRES if g != genre]
-    rejected = rng.choice(others)
-    chosen = genre if rng.random() >= noise else rng.choice([g for g in others if g != rejected])
-    return {"query": REC_QUERY if side == "rec" else rng.choice(SEL_QUERIES),
-            "chosen": _item(side, chosen, rng.choice(NOUNS)), "rejected": _item(side, rejected, rng.choice(NOUNS))}
-
-
 def paired_users(n_users: int, *, history_len: int = 6, noise: float = 0.1, seed: int = 0) -> dict[str, list[dict]]:
     """``{"rs": rows, "rec": rows}``: ``n_users`` shared users plus one only on each side."""
     rng = random.Random(seed)
@@ -53,8 +41,8 @@ def paired_users(n_users: int, *, history_len: int = 6, noise: float = 0.1, seed
     for uid, sides in people:
         genre = rng.choice(GENRES)
         for side in sides:
-            history = [_triple(rng, side, genre, noise) for _ in range(history_len)]
-            out[side].append({"userid": uid, "genre": genre, "history": history, "target": _triple(rng, side, genre, 0.0)})
+            history = [behaviour(rng, genre, side, noise) for _ in range(history_len)]
+            out[side].append({"userid": uid, "genre": genre, "history": history, "target": behaviour(rng, genre, side, 0.0)})
     return out
 
 

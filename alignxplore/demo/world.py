@@ -64,26 +64,26 @@ def reference_reasoning(history: list[dict], genre: str) -> str:
     return f"Most chosen items are {genre}."
 
 
-def _item(style: str, genre: str, noun: str) -> str:
+def item_text(style: str, genre: str, noun: str) -> str:
     return f"A {genre} {noun}" if style == "rec" else f"Here is a {genre} {noun} for you."
 
 
-def _behaviour(rng: random.Random, genre: str, style: str, noise: float) -> dict:
+def behaviour(rng: random.Random, genre: str, style: str, noise: float) -> dict:
     others = [g for g in GENRES if g != genre]
     rejected_genre = rng.choice(others)
     chosen_genre = genre if rng.random() >= noise else rng.choice([g for g in others if g != rejected_genre])
     query = REC_QUERY if style == "rec" else rng.choice(SEL_QUERIES)
     return {
         "query": query,
-        "chosen": _item(style, chosen_genre, rng.choice(NOUNS)),
-        "rejected": _item(style, rejected_genre, rng.choice(NOUNS)),
+        "chosen": item_text(style, chosen_genre, rng.choice(NOUNS)),
+        "rejected": item_text(style, rejected_genre, rng.choice(NOUNS)),
     }
 
 
 def _user(rng: random.Random, uid: str, style: str, cfg: WorldConfig) -> dict:
     genre = rng.choice(GENRES)
-    history = [_behaviour(rng, genre, style, cfg.noise) for _ in range(cfg.history_len)]
-    target = _behaviour(rng, genre, style, 0.0)  # held-out targets follow the true preference
+    history = [behaviour(rng, genre, style, cfg.noise) for _ in range(cfg.history_len)]
+    target = behaviour(rng, genre, style, 0.0)  # held-out targets follow the true preference
     return {"userid": uid, "genre": genre, "history": history, "target": target}
 
 
@@ -99,11 +99,11 @@ def _mirrored_test_users(rng: random.Random, prefix: str, style: str, n: int, cf
     while len(users) < n:
         g, h = rng.sample(GENRES, 2)
         query = REC_QUERY if style == "rec" else rng.choice(SEL_QUERIES)
-        item_g, item_h = _item(style, g, rng.choice(NOUNS)), _item(style, h, rng.choice(NOUNS))
+        item_g, item_h = item_text(style, g, rng.choice(NOUNS)), item_text(style, h, rng.choice(NOUNS))
         for genre, chosen, rejected in ((g, item_g, item_h), (h, item_h, item_g)):
             if len(users) < n:
                 uid = f"{prefix}_{len(users)}"
-                history = [_behaviour(rng, genre, style, cfg.noise) for _ in range(cfg.history_len)]
+                history = [behaviour(rng, genre, style, cfg.noise) for _ in range(cfg.history_len)]
                 users.append({"userid": uid, "genre": genre, "history": history,
                               "target": {"query": query, "chosen": chosen, "rejected": rejected}})
     return users

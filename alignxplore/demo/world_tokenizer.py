@@ -68,7 +68,7 @@ def world_texts(world: str | Path, tokenizer) -> Iterator[str]:
 
     inventory = [synthetic.reference_summary(g) for g in synthetic.GENRES]
     inventory += [synthetic.reference_reasoning([], g) for g in synthetic.GENRES]
-    inventory += [synthetic._item(s, g, n) for s in ("rec", "sel") for g in synthetic.GENRES for n in synthetic.NOUNS]
+    inventory += [synthetic.item_text(s, g, n) for s in ("rec", "sel") for g in synthetic.GENRES for n in synthetic.NOUNS]
     inventory += [synthetic.REC_QUERY, *synthetic.SEL_QUERIES, prompts.NO_PAST_SUMMARY, prompts.NO_PAST_SUMMARY_QUOTED]
     yield from inventory
     for g in synthetic.GENRES:  # the SFT answer as the assistant turn (what the policy must generate)
