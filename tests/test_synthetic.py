@@ -63,6 +63,24 @@ def test_sft_rows_have_the_prompt_shapes_of_the_later_stages(tmp_path):
     assert any(NO_PAST_SUMMARY_QUOTED in t for t in texts) and any(NO_PAST_SUMMARY_QUOTED not in t for t in texts[0::2])
 
 
+@pytest.mark.parametrize("noise", [0.0, 0.5])
+def test_sft_label_noise_is_the_teachers_share_of_wrong_genres(tmp_path, noise):
+    """The second row of each SFT user carries the true preference as its past summary; its
+    completion (reasoning and summary alike) names the true genre unless the teacher erred."""
+    write_world(tmp_path, WorldConfig(sft_users=200, rl_users=4, test_users=4, history_len=18, seed=2, sft_label_noise=noise))
+    sft = read_jsonl(tmp_path / "sft.jsonl", validate_sft_row)
+    wrong = 0
+    for row in sft[1::2]:
+        truth = re.search(r"The user prefers (\w+)\.", row["prompt"][1]["content"]).group(1)
+        said = re.fullmatch(r"<think>\nMost chosen items are (\w+)\.\n</think>\n\nThe user prefers (\w+)\.", row["completion"][0]["content"])
+        assert said and said.group(1) == said.group(2) in GENRES
+        wrong += said.group(1) != truth
+    if noise == 0:
+        assert wrong == 0
+    else:  # 200 draws at 0.5: [0.35, 0.65] is more than 4 standard deviations wide
+        assert 0.35 <= wrong / 200 <= 0.65
+
+
 def test_world_is_seeded(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     write_world(a, WorldConfig(sft_users=3, rl_users=3, test_users=3, seed=7))

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from ..formats import read_results, results_files
 from .curves import learning_curves
+from .world import WorldConfig
 
 REPO = Path(__file__).resolve().parents[2]  # alignxplore/demo/run.py -> the checkout (figures/ lives there)
 POLICIES = ("untrained", "sft", "rl")
@@ -182,7 +183,7 @@ def run(args) -> int:
 
     demo.stage("world", demo.py("alignxplore.demo.world", "--out", world, "--sft-users", args.sft_users,
                                 "--rl-users", args.rl_users, "--test-users", args.test_users, "--seed", args.seed,
-                                "--history-len", args.history_len))
+                                "--history-len", args.history_len, "--sft-label-noise", args.sft_label_noise))
     cross = world / "cross_task"  # inside the world: the world-sized vocabulary covers its texts too
     demo.stage("cross-task-world", demo.py("alignxplore.demo.pairs", "--out", cross, "--users", args.cross_task_users,
                                            "--seed", args.seed), outputs=(cross,))
@@ -281,8 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     w = ap.add_argument_group("world")
     w.add_argument("--sft-users", type=int, default=512)
     w.add_argument("--rl-users", type=int, default=64)
-    w.add_argument("--test-users", type=int, default=48, help="held-out users per benchmark (mirrored pairs)")
+    w.add_argument("--test-users", type=int, default=96, help="held-out users per benchmark (mirrored pairs)")
     w.add_argument("--history-len", type=int, default=18, help="behaviours per user (SFT rows: a prefix of L/3..L, and the part after a cut with the past summary)")
+    w.add_argument("--sft-label-noise", type=float, default=WorldConfig.sft_label_noise,
+                   help="share of SFT rows on which the synthetic teacher names a wrong genre (leaves RL something to fix)")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--cross-task-users", type=int, default=16, help="users of the paired cross-task set (alignxplore/demo/pairs.py)")
     ap.add_argument("--sanity-empty", type=float, nargs=2, default=SANITY["empty"], metavar=("LO", "HI"),

@@ -10,7 +10,8 @@ encoder (``backends.embedding``) can judge summaries against them.
 The world is written in the project's real formats, so every stage reads it unchanged:
 
 * ``sft.jsonl``: two rows per SFT user (first third, no past; second third, past = the
-  first summary), completions ``<think>\\n…\\n</think>\\n\\nThe user prefers {genre}.``;
+  first summary), completions ``<think>\\n…\\n</think>\\n\\nThe user prefers {genre}.``, a share
+  ``sft_label_noise`` of them naming a wrong genre (an imperfect teacher, see ``sft_rows``);
 * ``rl.jsonl``: ``uid``, ``history``, ``mid_position`` (RL users);
 * ``benchmarks/synth_rec_upi.jsonl`` (recommendation split) and
   ``benchmarks/synth_sel_upi.jsonl`` (response-selection split) for held-out users, plus the
@@ -53,6 +54,7 @@ class WorldConfig:
     sel_share: float = 0.5  # SFT and RL users in the selection style (the benchmarks are one of each)
     rl_wording: float = 0.0  # SFT rows rendered in the RL wording
     varied_share: float = 0.5  # SFT users whose rows have the later stages' varied shapes (the rest: thirds)
+    sft_label_noise: float = 0.3  # SFT rows whose (imperfect) teacher names a wrong genre (docs/demo.md)
 
 
 def reference_summary(genre: str) -> str:
@@ -109,7 +111,8 @@ def _mirrored_test_users(rng: random.Random, prefix: str, style: str, n: int, cf
     return users
 
 
-def sft_rows(users: list[dict], rng: random.Random, rl_wording: float = 0.0, varied_share: float = 0.5) -> list[dict]:
+def sft_rows(users: list[dict], rng: random.Random, rl_wording: float = 0.0, varied_share: float = 0.5,
+             label_noise: float = 0.0) -> list[dict]:
     """Two SFT rows per user, in the SFT stage's input format (docs/formats.md §1).
 
     A share ``varied_share`` of the users get rows shaped like the prompts the later stages
@@ -130,6 +133,12 @@ def sft_rows(users: list[dict], rng: random.Random, rl_wording: float = 0.0, var
     genre-at-chance plateau (0.27) through 270 steps. A fraction ``rl_wording`` of the rows is rendered in the RL
     wording (``prompts.rl_messages``), the rest in the evaluation/SFT one (measured: not needed
     for the format, default 0).
+
+    ``label_noise``: the share of rows on which the synthesizing teacher is wrong — its
+    reasoning and summary name another genre, drawn uniformly (a teacher LLM's mistakes, which
+    the paper's filtering only reduces). SFT imitates the teacher, mistakes included; RL's
+    reward is the judge's verdict, which only the true preference earns. The past summary of a
+    second row stays the user's true preference.
     """
     rows = []
     for u in users:
@@ -143,7 +152,8 @@ def sft_rows(users: list[dict], rng: random.Random, rl_wording: float = 0.0, var
             shapes = ((h[:lo], None), (h[lo : 2 * lo], summary))
         for part, past in shapes:
             render = rl_messages if rng.random() < rl_wording else streaming_messages
-            completion = sft_completion(reference_reasoning(part, u["genre"]), summary)
+            said = u["genre"] if rng.random() >= label_noise else rng.choice([g for g in GENRES if g != u["genre"]])
+            completion = sft_completion(reference_reasoning(part, said), reference_summary(said))
             rows.append({"prompt": render(part, past), "completion": [{"role": "assistant", "content": completion}]})
     return rows
 
@@ -196,7 +206,8 @@ def write_world(out: str | Path, cfg: WorldConfig = WorldConfig()) -> dict:
     rl_users = [_user(rng, f"rl_{i}", style(i, cfg.rl_users), cfg) for i in range(cfg.rl_users)]
     # the SFT rows' cuts and the held-out users draw from their own streams: changing how SFT rows
     # are cut, or how many training users there are, leaves the benchmarks unchanged
-    write_jsonl(out / "sft.jsonl", sft_rows(sft_users, random.Random(f"sft-rows-{cfg.seed}"), cfg.rl_wording, cfg.varied_share))
+    write_jsonl(out / "sft.jsonl", sft_rows(sft_users, random.Random(f"sft-rows-{cfg.seed}"), cfg.rl_wording, cfg.varied_share,
+                                            cfg.sft_label_noise))
     write_jsonl(out / "rl.jsonl", rl_rows(rl_users, rng))
     rng = random.Random(f"benchmarks-{cfg.seed}")
     tests = {}
@@ -222,8 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sel-share", type=float, default=WorldConfig.sel_share, help="share of SFT and RL users in the selection style")
     p.add_argument("--rl-wording", type=float, default=WorldConfig.rl_wording, help="share of SFT rows rendered in the RL wording")
     p.add_argument("--varied-share", type=float, default=WorldConfig.varied_share, help="share of SFT users with the varied row shapes (the rest: thirds)")
+    p.add_argument("--sft-label-noise", type=float, default=WorldConfig.sft_label_noise,
+                   help="share of SFT rows on which the teacher names a wrong genre")
     a = p.parse_args(argv)
-    cfg = WorldConfig(a.sft_users, a.rl_users, a.test_users, a.history_len, a.noise, a.seed, a.sel_share, a.rl_wording, a.varied_share)
+    cfg = WorldConfig(a.sft_users, a.rl_users, a.test_users, a.history_len, a.noise, a.seed, a.sel_share, a.rl_wording,
+                      a.varied_share, a.sft_label_noise)
     info = write_world(a.out, cfg)
     print(f"wrote {len(info['files'])} files to {a.out}")
     return 0
