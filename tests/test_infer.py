@@ -253,3 +253,38 @@ def test_streaming_failure_stops_that_user_only():
     assert not b.ok and "generation failed: HTTP 500" in b.error
     assert [s.ok for s in b.steps] == [True, False]
     assert b.summary == b.steps[0].summary and b.response is None and b.n_behaviours == 2
+
+
+def test_cli_failed_users_exit_3_keep_the_rest_and_are_retried_alone(tmp_path):
+    """Both modes over a real HTTP server: a user (or query) whose every request fails is left
+    out and reported (exit 3), the others are written; a rerun asks again for that one only."""
+    from alignxplore.demo.tiny import qwen3_tokenizer_dir
+    from alignxplore.testing.fake_openai import ALWAYS_FAIL_MARKER, FakeOpenAIServer
+
+    users = write_users(tmp_path / "users.jsonl", [
+        {"userid": "u1", "history": behaviours(2)},
+        {"userid": "u2", "history": behaviours(2, ALWAYS_FAIL_MARKER)},
+        {"userid": "u3", "history": behaviours(1)},
+    ])
+    queries = write_users(tmp_path / "queries.jsonl", [
+        {"userid": "u1", "query": "Recommend a film.", "summary": "Likes films."},
+        {"userid": "u2", "query": f"{ALWAYS_FAIL_MARKER} and a book?", "summary": "Likes books."},
+    ])
+    with FakeOpenAIServer(tokenizer=qwen3_tokenizer_dir()) as server:
+        def run(*argv):
+            return infer_cli.main([*argv, "--backend", "openai", "--base-url", server.base_url, "--model", "fake",
+                                   "--max-retries", "0", "--max-new-tokens", "8"])
+
+        out = tmp_path / "summaries.jsonl"
+        assert run("--input", str(users), "--out", str(out)) == 3
+        assert [r["userid"] for r in read_jsonl(out)] == ["u1", "u3"]
+        before = server.requests
+        assert run("--input", str(users), "--out", str(out)) == 3
+        assert server.requests - before == 1 and [r["userid"] for r in read_jsonl(out)] == ["u1", "u3"]
+
+        answers = tmp_path / "answers.jsonl"
+        assert run("--personalize", "--input", str(queries), "--out", str(answers)) == 3
+        assert [r["key"] for r in read_jsonl(answers)] == ["u1@1"]
+        before = server.requests
+        assert run("--personalize", "--input", str(queries), "--out", str(answers)) == 3
+        assert server.requests - before == 1

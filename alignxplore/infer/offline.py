@@ -83,17 +83,30 @@ def load_users(args) -> list[Record]:
     return rows
 
 
-def run_infer(args, backend, rows: list[Record]) -> int:
-    inferer = PreferenceInferer(backend, sampling_from_args(args), wording=args.wording, prompt_budget=args.prompt_budget)
-    sink = ResumableJsonl(args.out, key=lambda r: str(r["userid"]))
-    todo = [r for r in rows if r["uid"] not in sink]
+def _run_chunks(args, rows: list[Record], *, desc: str, row_key, out_key: str, process) -> int:
+    """The resumable loop both modes share: skip the rows whose key is already in ``--out``,
+    then per chunk of ``--chunk-size`` rows ``process(chunk) -> (output rows, n failed)``,
+    appended and fsynced before the next chunk starts. Returns the exit code (3: some failed)."""
+    sink = ResumableJsonl(args.out, key=lambda r: str(r[out_key]))
+    todo = [r for r in rows if row_key(r) not in sink]
     failed = 0
-    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="infer")
+    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc=desc)
     for start in range(0, len(todo), args.chunk_size):
         chunk = todo[start : start + args.chunk_size]
-        results = inferer.infer_many([User(r["behaviors"], r["past"], r["uid"]) for r in chunk], chunk=args.stream_chunk)
-        keep = []
-        for res in results:
+        keep, n_failed = process(chunk)
+        failed += n_failed
+        sink.append(keep)
+        bar.update(len(chunk))
+    bar.close()
+    return _report(failed)
+
+
+def run_infer(args, backend, rows: list[Record]) -> int:
+    inferer = PreferenceInferer(backend, sampling_from_args(args), wording=args.wording, prompt_budget=args.prompt_budget)
+
+    def process(chunk: list[Record]) -> tuple[list[dict], int]:
+        keep, failed = [], 0
+        for res in inferer.infer_many([User(r["behaviors"], r["past"], r["uid"]) for r in chunk], chunk=args.stream_chunk):
             if res.error and res.error.startswith("generation failed"):
                 failed += 1
                 log.warning("user %s: %s", res.userid, res.error)
@@ -101,10 +114,9 @@ def run_infer(args, backend, rows: list[Record]) -> int:
             if res.error:
                 log.warning("user %s: %s (recorded)", res.userid, res.error)
             keep.append(res.to_dict())
-        sink.append(keep)
-        bar.update(len(chunk))
-    bar.close()
-    return _report(failed)
+        return keep, failed
+
+    return _run_chunks(args, rows, desc="infer", row_key=lambda r: r["uid"], out_key="userid", process=process)
 
 
 def validate_query_row(obj, where: str) -> Record:
@@ -136,14 +148,9 @@ def load_queries(args) -> list[Record]:
 
 
 def run_personalize(args, backend, rows: list[Record]) -> int:
-    sink = ResumableJsonl(args.out, key=lambda r: str(r["key"]))
-    todo = [r for r in rows if r["_key"] not in sink]
-    failed = 0
-    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="personalize")
-    for start in range(0, len(todo), args.chunk_size):
-        chunk = todo[start : start + args.chunk_size]
+    def process(chunk: list[Record]) -> tuple[list[dict], int]:
         gens = personalize(backend, [(r["summary"], r["query"]) for r in chunk], sampling_from_args(args), enable_thinking=args.thinking)
-        keep = []
+        keep, failed = [], 0
         for r, g in zip(chunk, gens):
             if not g.ok:
                 failed += 1
@@ -151,10 +158,9 @@ def run_personalize(args, backend, rows: list[Record]) -> int:
                 continue
             public = {k: v for k, v in r.items() if not k.startswith("_")}
             keep.append({"key": r["_key"]} | public | {"response": g.text, "answer": extract_summary(g.text)})
-        sink.append(keep)
-        bar.update(len(chunk))
-    bar.close()
-    return _report(failed)
+        return keep, failed
+
+    return _run_chunks(args, rows, desc="personalize", row_key=lambda r: r["_key"], out_key="key", process=process)
 
 
 def _report(failed: int) -> int:
