@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.timeout(1800)  # the whole pipeline, RL included: ~5 min on an idle 2-core box
 def test_demo_pipeline_runs_every_stage_and_the_sanity_rows_hold(tmp_path):
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "alignxplore.demo", "--out", str(out), "--sft-users", "32", "--rl-users", "8",
+    # 2 RL users in batches of 2: each RL step needs another pass over the data (verl stops when its
+    # data ends, so the demo must ask for enough epochs, or no checkpoint is saved for the merge)
+    cmd = [sys.executable, "-m", "alignxplore.demo", "--out", str(out), "--sft-users", "32", "--rl-users", "2",
            "--test-users", "32", "--history-len", "9", "--sft-steps", "5", "--rl-steps", "2", "--rl-batch", "2", "--rl-n", "2",
            "--max-new-tokens", "24", "--cross-task-users", "8"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)

@@ -132,8 +132,12 @@ def rl_command(demo: Demo, args, policy: str, data: Path, ckpt: Path) -> tuple[l
     """The streaming-GRPO main with the cluster YAML plus demo sizes and the CPU overrides."""
     from alignxplore.rl.cpu import cpu_env, cpu_overrides
 
+    # the cluster YAML runs one epoch; verl stops when its data ends, before total_training_steps
+    # (and so before the final save): enough passes over the RL users for every requested step
+    steps_per_epoch = max(1, args.rl_users // args.rl_batch)  # drop_last
     sizes = [
         f"actor_rollout_ref.model.path={policy}",
+        f"trainer.total_epochs={-(-args.rl_steps // steps_per_epoch)}",
         f"data.train_files={data}",
         f"trainer.default_local_dir={ckpt}",
         f"trainer.total_training_steps={args.rl_steps}",
