@@ -68,6 +68,7 @@ from .batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_TOKENS, DEFAULT_MAX_WAIT_S,
 log = logging.getLogger("alignxplore.service")
 TOKEN_ENV = "ALIGNXPLORE_API_TOKEN"
 T = TypeVar("T")
+CANCEL_GRACE_S = 1.0  # longest a 504 waits for its cancelled work to give the slot back
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,11 @@ class AdmissionGate:
         done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - loop.time()))
         if not done:
             task.cancel()
+            # Cancelling HTTP-backed work takes a few loop turns (gather, connection clean-up);
+            # wait for them so that the slot is free when the 504 arrives and a client that
+            # retries at once is not refused by its own dead request. An in-process engine
+            # that is mid-batch keeps the slot (see backend_generate_fn): answer after the grace.
+            await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
             raise HTTPError(504, "timeout", "the model did not answer within the request time-out")
         return task.result()
 
