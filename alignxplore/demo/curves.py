@@ -66,7 +66,7 @@ def draw(sft: list[tuple[int, float]], rl: dict[str, list[tuple[int, float]]], o
     ax_rl.grid(alpha=0.3)
     ax_rl.xaxis.get_major_locator().set_params(integer=True)
     if any(rl.values()):
-        ax_rl.legend(fontsize=7, loc="upper right", framealpha=0.6)
+        ax_rl.legend(fontsize=7, loc="lower left", framealpha=0.6)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
